@@ -1,0 +1,122 @@
+package config
+
+import "time"
+
+// Config is a validated, normalised configuration: every default applied, every
+// duration parsed, every per-service override merged. It is immutable after Load;
+// a reload builds a new one.
+type Config struct {
+	ShutdownTimeout time.Duration
+	StateFile       string // "" = operator state is not persisted
+	Admin           Admin
+	Log             Log
+	Services        []Service
+}
+
+// Admin configures the admin HTTP server.
+type Admin struct {
+	Listen               string // "" disables the admin server
+	Token                string // from the file, or BALANCE_ADMIN_TOKEN when the file has none
+	AllowUnauthenticated bool
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level     string // debug | info | warn | error
+	Format    string // console | json
+	AccessLog bool
+}
+
+// HealthCheck is the effective health-check configuration of one service: the
+// global [health_check] table with the service's own table merged over it.
+type HealthCheck struct {
+	Enabled            bool
+	Type               string // tcp | http | https | postgres | mysql | redis
+	Interval           time.Duration
+	Timeout            time.Duration
+	HealthyThreshold   int
+	UnhealthyThreshold int
+	Path               string
+	ExpectedStatus     []int
+	ExpectBody         string
+	Send               []byte // escapes (\r \n \xNN) already decoded
+	Expect             string
+	Port               int // 0 = the backend's own port
+	TLSSkipVerify      bool
+	Passive            PassiveChecks
+}
+
+// PassiveChecks judges backends from real connection outcomes.
+type PassiveChecks struct {
+	Enabled             bool
+	ErrorRateThreshold  float64
+	MinRequests         int
+	ConsecutiveFailures int
+	Window              time.Duration
+}
+
+// Resilience is the effective [resilience] configuration of one service.
+type Resilience struct {
+	CircuitBreaker CircuitBreaker
+	Retry          Retry
+}
+
+// CircuitBreaker configures the per-backend breaker.
+type CircuitBreaker struct {
+	Enabled               bool
+	MaxFailures           int
+	Timeout               time.Duration
+	MaxConcurrentRequests int
+}
+
+// Retry configures connect retries.
+type Retry struct {
+	Enabled             bool
+	MaxAttempts         int
+	InitialDelay        time.Duration
+	MaxDelay            time.Duration
+	Multiplier          float64
+	Jitter              float64
+	BudgetRatio         float64
+	MinRetriesPerSecond int
+}
+
+// Service is one listener and its backends.
+type Service struct {
+	Name             string
+	Listen           string
+	Algorithm        string // round_robin | least_connections | random_two | source_hash
+	MaxConnections   int    // 0 = unlimited
+	ProxyProtocol    string // none | v1 | v2
+	AcceptProxy      bool
+	SlowStart        time.Duration
+	CloseOnUnhealthy bool
+	Timeouts         Timeouts
+	HealthCheck      HealthCheck
+	Resilience       Resilience
+	Backends         []Backend
+}
+
+// Timeouts of one service. Zero Idle and Drain mean never.
+type Timeouts struct {
+	Connect time.Duration
+	Idle    time.Duration
+	Drain   time.Duration
+}
+
+// Backend is one upstream address of a service.
+type Backend struct {
+	Name           string // defaults to Address
+	Address        string // host:port
+	Weight         int    // 0..256; 0 takes no new connections
+	Backup         bool
+	MaxConnections int // 0 = unlimited
+}
+
+// Algorithm names, as written in the file.
+const (
+	RoundRobin       = "round_robin"
+	LeastConnections = "least_connections"
+	RandomTwo        = "random_two"
+	SourceHash       = "source_hash"
+)

@@ -1,0 +1,111 @@
+// Package status holds the read-only views of running services and backends that
+// the data path produces and the admin server renders. It is plain data with the
+// JSON shape of the admin API (SPEC §4), so neither side imports the other.
+package status
+
+import (
+	"errors"
+	"time"
+)
+
+// Service is a point-in-time view of one service.
+type Service struct {
+	Name                string    `json:"name"`
+	Listen              string    `json:"listen"`
+	Algorithm           string    `json:"algorithm"`
+	ActiveConnections   int64     `json:"active_connections"`
+	TotalConnections    int64     `json:"total_connections"`
+	RejectedConnections int64     `json:"rejected_connections"`
+	Retries             int64     `json:"retries"`
+	Rejected            Rejected  `json:"rejected"`
+	Backends            []Backend `json:"backends"`
+}
+
+// Rejected counts client connections closed without being served, by reason.
+type Rejected struct {
+	MaxConnections int64 `json:"max_connections"` // the service's max_connections was reached
+	NoBackend      int64 `json:"no_backend"`      // no eligible backend
+	ConnectFailed  int64 `json:"connect_failed"`  // every connect attempt failed
+	ProxyHeader    int64 `json:"proxy_header"`    // accept_proxy: missing or bad PROXY header
+}
+
+// Reasons lists the rejection reasons with their metric label values.
+func (r Rejected) Reasons() []struct {
+	Reason string
+	Count  int64
+} {
+	return []struct {
+		Reason string
+		Count  int64
+	}{
+		{"max_connections", r.MaxConnections},
+		{"no_backend", r.NoBackend},
+		{"connect_failed", r.ConnectFailed},
+		{"proxy_header", r.ProxyHeader},
+	}
+}
+
+// Backend is a point-in-time view of one backend.
+type Backend struct {
+	Name                 string    `json:"name"`
+	Address              string    `json:"address"`
+	Weight               int       `json:"weight"`
+	ConfiguredWeight     int       `json:"configured_weight"`
+	EffectiveWeight      float64   `json:"effective_weight"` // weight after slow start
+	Backup               bool      `json:"backup"`
+	MaxConnections       int       `json:"max_connections"`
+	State                string    `json:"state"`   // healthy | unhealthy | draining
+	Health               string    `json:"health"`  // healthy | unhealthy
+	Circuit              string    `json:"circuit"` // closed | open | half_open
+	Eligible             bool      `json:"eligible"`
+	ActiveConnections    int64     `json:"active_connections"`
+	TotalConnections     int64     `json:"total_connections"`
+	FailedConnections    int64     `json:"failed_connections"`
+	BytesIn              int64     `json:"bytes_in"`  // client -> backend
+	BytesOut             int64     `json:"bytes_out"` // backend -> client
+	ConsecutiveSuccesses int       `json:"consecutive_successes"`
+	ConsecutiveFailures  int       `json:"consecutive_failures"`
+	HealthyThreshold     int       `json:"healthy_threshold"`
+	UnhealthyThreshold   int       `json:"unhealthy_threshold"`
+	ErrorRate            float64   `json:"error_rate"`
+	LastCheck            *Check    `json:"last_check"`
+	ChecksSuccess        int64     `json:"checks_success"`
+	ChecksFailure        int64     `json:"checks_failure"`
+	Drained              bool      `json:"drained"`
+	Reason               string    `json:"reason"`
+	LastChange           time.Time `json:"last_change"`
+	Events               []Event   `json:"events"`
+}
+
+// Check is the result of the last active health check.
+type Check struct {
+	Time       time.Time `json:"time"`
+	OK         bool      `json:"ok"`
+	DurationMS float64   `json:"duration_ms"`
+	Error      string    `json:"error"`
+}
+
+// Event is one state or circuit change.
+type Event struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// Reload says what a reload changed.
+type Reload struct {
+	ServicesAdded   []string `json:"services_added"`
+	ServicesRemoved []string `json:"services_removed"`
+	ServicesChanged []string `json:"services_changed"`
+	BackendsAdded   []string `json:"backends_added"`   // "service/backend"
+	BackendsRemoved []string `json:"backends_removed"` // "service/backend"
+	BackendsChanged []string `json:"backends_changed"` // "service/backend"
+	Summary         string   `json:"summary"`
+}
+
+// Errors that controllers return, so callers can map them to statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+)
