@@ -1,0 +1,204 @@
+// Package app wires a running balance-l4: the data path (l4), the admin server,
+// configuration reloads and the operator state file. It is the only place that
+// knows all of them; cmd parses flags and signals and calls it.
+//
+// Typical use:
+//
+//	a, err := app.Start(app.Options{ConfigPath: path, Config: cfg, Log: log})
+//	...
+//	a.Reload("SIGHUP")
+//	a.Shutdown(ctx)
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/balancel4/balance-l4/admin"
+	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/l4"
+	"github.com/balancel4/balance-l4/status"
+)
+
+// Options configure Start.
+type Options struct {
+	ConfigPath string         // re-read on every reload
+	Config     *config.Config // the configuration already loaded from ConfigPath
+	Log        zerolog.Logger
+	Version    string
+}
+
+// App is a running balance-l4. It implements admin.Controller: the runtime's
+// reads and actions, plus Reload.
+type App struct {
+	*l4.Runtime
+
+	path  string
+	log   zerolog.Logger
+	admin *admin.Server
+
+	reloadMu sync.Mutex // one reload at a time
+	mu       sync.Mutex // guards cfg; also serialises state file writes
+	cfg      *config.Config
+}
+
+var _ admin.Controller = (*App)(nil)
+
+// Start applies the configuration, restores the operator state and starts the
+// admin server. An error names what could not be started.
+func Start(o Options) (*App, error) {
+	a := &App{
+		Runtime: l4.NewRuntime(l4.Options{Log: o.Log}),
+		path:    o.ConfigPath,
+		log:     o.Log,
+		cfg:     o.Config,
+	}
+	// Restore drain flags and weights before the first connection can arrive, so a
+	// drained backend never takes traffic after a restart.
+	if o.Config.StateFile != "" {
+		st, found, err := loadState(o.Config.StateFile)
+		switch {
+		case err != nil:
+			a.log.Error().Err(err).Msg("ignoring state file")
+		case found:
+			a.Runtime.RestoreOperatorState(st)
+			a.log.Info().Str("path", o.Config.StateFile).Int("backends", len(st.Backends)).Msg("restored operator state")
+		}
+	}
+	if _, err := a.Runtime.Apply(o.Config); err != nil {
+		return nil, err
+	}
+	a.Runtime.OnOperatorChange(a.saveState)
+
+	if o.Config.Admin.Listen != "" {
+		srv, err := admin.New(admin.Options{
+			Listen:     o.Config.Admin.Listen,
+			Token:      o.Config.Admin.Token,
+			Log:        o.Log.With().Str("component", "admin").Logger(),
+			Controller: a,
+		})
+		if err == nil {
+			err = srv.Start()
+		}
+		if err != nil {
+			a.Runtime.Shutdown(closedContext())
+			return nil, fmt.Errorf("starting admin server: %w", err)
+		}
+		a.admin = srv
+		if o.Config.Admin.Token == "" && o.Config.Admin.AllowUnauthenticated {
+			a.log.Warn().Str("listen", o.Config.Admin.Listen).Msg("admin server has no token: anyone who can reach it can drain backends")
+		}
+		a.log.Info().Str("listen", srv.Addr().String()).Msg("admin server listening")
+	}
+	return a, nil
+}
+
+// AdminAddr is the admin server's address, or nil when it is disabled.
+func (a *App) AdminAddr() string {
+	if a.admin == nil {
+		return ""
+	}
+	return a.admin.Addr().String()
+}
+
+// Config returns the configuration in force.
+func (a *App) Config() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// Reload re-reads the configuration file. On any error nothing changes and
+// the error, which wraps status.ErrInvalid, lists every problem.
+func (a *App) Reload(by string) (status.Reload, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	log := a.log.With().Str("by", by).Str("path", a.path).Logger()
+	cfg, err := config.Load(a.path)
+	if err != nil {
+		log.Error().Err(err).Msg("reload rejected: configuration has errors; running configuration unchanged")
+		return status.Reload{}, invalidError{err}
+	}
+	old := a.Config()
+	rl, err := a.Runtime.Apply(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("reload rejected; running configuration unchanged")
+		return status.Reload{}, invalidError{err}
+	}
+	if old.Admin != cfg.Admin {
+		note := "admin settings changed; they take effect at the next restart"
+		log.Warn().Msg(note)
+		rl.Summary = joinSummary(rl.Summary, note)
+	}
+	if old.Log != cfg.Log {
+		note := "log settings changed; they take effect at the next restart"
+		log.Warn().Msg(note)
+		rl.Summary = joinSummary(rl.Summary, note)
+	}
+	a.mu.Lock()
+	a.cfg = cfg
+	a.mu.Unlock()
+	a.saveState() // drops removed backends; writes to a new state_file path
+	log.Info().Strs("services_added", rl.ServicesAdded).Strs("services_removed", rl.ServicesRemoved).
+		Strs("backends_added", rl.BackendsAdded).Strs("backends_removed", rl.BackendsRemoved).
+		Strs("backends_changed", rl.BackendsChanged).Msg("configuration reloaded")
+	return rl, nil
+}
+
+func joinSummary(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// saveState writes the operator state when a state file is configured. It is
+// called after every drain, undrain and weight change, outside the runtime's locks.
+func (a *App) saveState() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg.StateFile == "" {
+		return
+	}
+	if err := saveState(a.cfg.StateFile, a.Runtime.OperatorState()); err != nil {
+		a.log.Error().Err(err).Msg("operator state not saved")
+	}
+}
+
+// Shutdown stops the admin server and accepting at once, lets established
+// connections finish until ctx is done, then closes the rest.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.admin != nil {
+		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := a.admin.Shutdown(actx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping admin server: %w", err))
+		}
+		cancel()
+	}
+	forced, err := a.Runtime.Shutdown(ctx)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		errs = append(errs, err)
+	}
+	if forced > 0 {
+		a.log.Warn().Int("connections", forced).Msg("shutdown timeout reached; closed remaining connections")
+	}
+	return errors.Join(errs...)
+}
+
+// invalidError marks a reload the operator must fix: the admin API answers 400.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{status.ErrInvalid, e.err} }
+
+func closedContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}

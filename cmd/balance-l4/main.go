@@ -1,0 +1,192 @@
+// Command balance-l4 is a layer-4 (TCP) load balancer with an admin API and a
+// live dashboard. See the README and SPEC for the command line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/balancel4/balance-l4/app"
+	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/demo"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise
+// it comes from the module and VCS information Go records in the binary.
+var version = ""
+
+// Exit codes (SPEC §1).
+const (
+	exitOK     = 0
+	exitConfig = 1 // bad configuration, or a listener that cannot be opened
+	exitUsage  = 2 // bad command line
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("balance-l4", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "balance.toml", "configuration file `path`")
+	check := fs.Bool("check", false, "validate the configuration, print the result and exit")
+	demoMode := fs.Bool("demo", false, "run three demo backends, a service and the dashboard on loopback")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: balance-l4 [-config PATH] [-check] [-demo] [-version]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "balance-l4: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+
+	switch {
+	case *showVersion:
+		fmt.Fprintf(stdout, "balance-l4 %s\n", buildVersion())
+		return exitOK
+	case *demoMode && *check:
+		fmt.Fprintln(stderr, "balance-l4: -demo and -check cannot be combined")
+		return exitUsage
+	}
+	var d *demo.Demo
+	if *demoMode {
+		var err error
+		if d, err = demo.Start(); err != nil {
+			fmt.Fprintf(stderr, "balance-l4: starting demo: %v\n", err)
+			return exitConfig
+		}
+		defer d.Stop()
+		*configPath = d.ConfigPath
+	}
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration OK")
+		return exitOK
+	}
+
+	log := newLogger(cfg.Log, stderr)
+	log.Info().Str("version", buildVersion()).Str("config", *configPath).Msg("starting balance-l4")
+	a, err := app.Start(app.Options{ConfigPath: *configPath, Config: cfg, Log: log, Version: buildVersion()})
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return exitConfig
+	}
+	if d != nil {
+		d.StartTraffic()
+		printDemoHelp(stdout, d, a.AdminAddr())
+	}
+	beforeShutdown := func() {}
+	if d != nil {
+		beforeShutdown = d.StopTraffic // its clients would hold the shutdown up
+	}
+	serve(a, log, beforeShutdown)
+	return exitOK
+}
+
+// serve handles signals until a shutdown signal: SIGHUP reloads; SIGINT or
+// SIGTERM stop accepting at once and wait for connections up to
+// shutdown_timeout; a second SIGINT/SIGTERM closes them at once.
+func serve(a *app.App, log zerolog.Logger, beforeShutdown func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			a.Reload("SIGHUP") // logs its own outcome
+			continue
+		}
+		beforeShutdown()
+		timeout := a.Config().ShutdownTimeout
+		log.Info().Str("signal", sig.String()).Dur("shutdown_timeout", timeout).Msg("shutting down: no longer accepting; waiting for connections")
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		go func() {
+			for s := range sigs {
+				if s != syscall.SIGHUP {
+					log.Warn().Str("signal", s.String()).Msg("second signal: closing connections now")
+					cancel()
+					return
+				}
+			}
+		}()
+		if err := a.Shutdown(ctx); err != nil {
+			log.Error().Err(err).Msg("shutdown")
+		}
+		cancel()
+		log.Info().Msg("stopped")
+		return
+	}
+}
+
+func newLogger(c config.Log, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		level = zerolog.InfoLevel // config validation already rejects bad levels
+	}
+	out := w
+	if c.Format == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += "+" + s.Value[:12]
+		}
+	}
+	return v
+}
+
+func printDemoHelp(w io.Writer, d *demo.Demo, adminAddr string) {
+	fmt.Fprintf(w, `
+balance-l4 demo is running.
+
+  Dashboard:  http://%s/
+  Service:    %s  (three backends: %s, %s, %s)
+  Try:        nc %s
+              curl -s http://%s/api/v1/services/demo | head -40
+              curl -s -X POST http://%s/api/v1/services/demo/backends/demo-1/drain
+  Config:     %s  (edit it, then: kill -HUP %d)
+
+demo-3 falls sick for 20 s of every minute, so you can watch it leave and rejoin.
+Press Ctrl-C to stop.
+`, adminAddr, d.ServiceAddr, d.Backends[0].Addr(), d.Backends[1].Addr(), d.Backends[2].Addr(),
+		strings.Replace(d.ServiceAddr, ":", " ", 1), adminAddr, adminAddr, d.ConfigPath, os.Getpid())
+}
