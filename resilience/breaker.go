@@ -107,7 +107,7 @@ type Breaker struct {
 	now         func() time.Time // nil: time.Since(base), monotonic only
 	base        time.Time
 	onChange    func(from, to BreakerState, reason string)
-	openReason  string // "N consecutive failures", built once
+	openReason  string // "N consecutive failures" (or "1 failure"), built once
 
 	_ [64]byte // keep the counters below off the cache line read above
 
@@ -201,7 +201,10 @@ func NewBreaker(s BreakerSettings) *Breaker {
 		now:         s.Now,
 		base:        base,
 		onChange:    s.OnStateChange,
-		openReason:  strconv.Itoa(s.MaxFailures) + " consecutive failures",
+		openReason:  "1 failure",
+	}
+	if s.MaxFailures > 1 {
+		b.openReason = strconv.Itoa(s.MaxFailures) + " consecutive failures"
 	}
 	b.word.Store(uint64(packWord(1, 0, Closed)))
 	return b

@@ -104,7 +104,11 @@ func TestBreakerOpensAtExactlyMaxFailures(t *testing.T) {
 			wantEvents(t, rec)
 			fail(t, b, 1)
 			wantState(t, b, Open)
-			wantEvents(t, rec, event{Closed, Open, fmt.Sprintf("%d consecutive failures", tc.want)})
+			reason := fmt.Sprintf("%d consecutive failures", tc.want)
+			if tc.want == 1 {
+				reason = "1 failure"
+			}
+			wantEvents(t, rec, event{Closed, Open, reason})
 			if got, want := b.Stats(), (BreakerStats{Requests: int64(tc.want), Failures: int64(tc.want), StateChanges: 1}); got != want {
 				t.Fatalf("stats = %+v, want %+v", got, want)
 			}
@@ -153,7 +157,7 @@ func TestBreakerHalfOpenAtExactlyTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, clock, rec := newTestBreaker(BreakerSettings{MaxFailures: 1, OpenTimeout: 30 * time.Second})
 			fail(t, b, 1)
-			wantEvents(t, rec, event{Closed, Open, "1 consecutive failures"})
+			wantEvents(t, rec, event{Closed, Open, "1 failure"})
 
 			clock.Advance(30*time.Second - time.Nanosecond)
 			if tc.observe(b) {
@@ -229,7 +233,7 @@ func TestBreakerTrialFailureReopensWithFreshTimeout(t *testing.T) {
 	b.Done(trial, false)
 	wantState(t, b, Open)
 	wantEvents(t, rec,
-		event{Closed, Open, "1 consecutive failures"},
+		event{Closed, Open, "1 failure"},
 		event{Open, HalfOpen, "open timeout elapsed"},
 		event{HalfOpen, Open, "trial failed"},
 	)
@@ -304,7 +308,7 @@ func TestBreakerReset(t *testing.T) {
 	wantState(t, b, Closed)
 	b.Reset() // already closed: no transition to report
 	wantEvents(t, rec,
-		event{Closed, Open, "1 consecutive failures"},
+		event{Closed, Open, "1 failure"},
 		event{Open, Closed, "reset"},
 	)
 	if got := b.Stats().StateChanges; got != 2 {
@@ -385,7 +389,7 @@ func TestBreakerListenerCallsBack(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a listener calling back into the breaker deadlocked")
 	}
-	want := []event{{Closed, Open, "1 consecutive failures"}, {Open, Closed, "reset"}}
+	want := []event{{Closed, Open, "1 failure"}, {Open, Closed, "reset"}}
 	if !slices.Equal(events, want) {
 		t.Fatalf("transitions = %v, want %v", events, want)
 	}
