@@ -241,6 +241,12 @@ func TestBreakerTrialFailureReopensWithFreshTimeout(t *testing.T) {
 	wantState(t, b, Open)
 	clock.Advance(time.Nanosecond)
 	wantState(t, b, HalfOpen)
+	if !b.Ready() {
+		t.Fatal("second half-open period: Ready = false, want a fresh trial")
+	}
+	if a := mustAllow(t, b); !a.Trial() {
+		t.Fatal("second half-open period admitted a non-trial attempt")
+	}
 }
 
 func TestBreakerIgnoresStaleOutcomes(t *testing.T) {
@@ -273,14 +279,24 @@ func TestBreakerIgnoresStaleOutcomes(t *testing.T) {
 		b.Done(second, false)
 		wantState(t, b, Closed)
 	})
-	t.Run("attempt from before a reset", func(t *testing.T) {
-		b, _, _ := newTestBreaker(BreakerSettings{MaxFailures: 2})
+	t.Run("failure from before a reset", func(t *testing.T) {
+		b, _, _ := newTestBreaker(BreakerSettings{MaxFailures: 3})
+		slow := mustAllow(t, b)
+		b.Reset()
+		b.Done(slow, false) // would start the streak, were it counted
+		fail(t, b, 2)
+		wantState(t, b, Closed)
 		fail(t, b, 1)
+		wantState(t, b, Open)
+	})
+	t.Run("success from before a reset", func(t *testing.T) {
+		b, _, _ := newTestBreaker(BreakerSettings{MaxFailures: 2})
 		slow := mustAllow(t, b)
 		b.Reset()
 		fail(t, b, 1)
-		b.Done(slow, false) // would complete the streak, were it counted
-		wantState(t, b, Closed)
+		b.Done(slow, true) // would reset the streak, were it counted
+		fail(t, b, 1)
+		wantState(t, b, Open)
 	})
 	t.Run("zero attempt", func(t *testing.T) {
 		b, _, _ := newTestBreaker(BreakerSettings{MaxFailures: 1})
@@ -369,13 +385,14 @@ func TestBreakerListenerCallsBack(t *testing.T) {
 		MaxFailures: 1,
 		Now:         clock.Now,
 		OnStateChange: func(from, to BreakerState, reason string) {
-			events = append(events, event{from, to, reason})
-			states = append(states, b.State())
+			state := b.State()
 			b.Ready()
 			b.Stats()
 			if to == Open {
-				b.Reset()
+				b.Reset() // reported after this call returns, not inside it
 			}
+			events = append(events, event{from, to, reason})
+			states = append(states, state)
 		},
 	})
 	done := make(chan struct{})
