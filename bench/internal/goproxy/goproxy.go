@@ -43,6 +43,9 @@ func Listen(addr string, backends []string) (*Proxy, error) {
 // Addr is the proxy's listen address.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
+// Close stops accepting; Serve returns once the connections in flight end.
+func (p *Proxy) Close() error { return p.ln.Close() }
+
 // Serve accepts until ctx ends, then waits for the connections in flight; the
 // caller ends those by ending their clients.
 func (p *Proxy) Serve(ctx context.Context) error {
@@ -53,7 +56,7 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	for {
 		c, err := p.ln.AcceptTCP()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {

@@ -1,0 +1,35 @@
+package peer
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// newGoProxy runs the obvious Go proxy (package goproxy) as a child process of
+// this benchmark, so its CPU and memory are its own.
+func newGoProxy(env Env) *procPeer {
+	p := &procPeer{
+		name:     GoProxy,
+		env:      env,
+		describe: "the obvious Go proxy: accept loop, round robin, two io.Copy goroutines per connection with half-close (bench/internal/goproxy)",
+	}
+	if env.Spawn == nil {
+		p.absent = fmt.Errorf("%w: no way to spawn the benchmark binary", ErrAbsent)
+		return p
+	}
+	p.command = func(_ string, fe Frontends) (*exec.Cmd, error) {
+		return env.Spawn(GoProxyArgs(fe, env.Backends.Echo, env.Backends.Sink)...), nil
+	}
+	return p
+}
+
+// GoProxyArgs are the child-mode arguments that run the obvious Go proxy: a
+// -route LISTEN=BACKEND,BACKEND per frontend.
+func GoProxyArgs(fe Frontends, echo, sink []string) []string {
+	return []string{
+		"-serve-goproxy",
+		"-route", fe.Echo + "=" + strings.Join(echo, ","),
+		"-route", fe.Sink + "=" + strings.Join(sink, ","),
+	}
+}
