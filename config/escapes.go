@@ -50,7 +50,7 @@ func decodeEscapes(s string) ([]byte, error) {
 			i += 2
 		default:
 			r, _ := utf8.DecodeRuneInString(s[i:])
-			return nil, fmt.Errorf(`invalid escape "\\%c" at byte %d (allowed: \r \n \t \\ \xNN)`, r, i-1)
+			return nil, fmt.Errorf(`invalid escape \%c at byte %d (allowed: \r \n \t \\ \xNN)`, r, i-1)
 		}
 	}
 	return out, nil

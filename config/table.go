@@ -76,7 +76,8 @@ func (t *table) sub(key string) (sub *table, present bool) {
 	return t.c.table(p, m), true
 }
 
-// tables returns the array of tables at key ([[key]] or key = [{...}]).
+// tables returns the array of tables at key ([[key]] or key = [{...}]),
+// leaving out (and reporting) elements that are not tables.
 func (t *table) tables(key string) []*table {
 	v, ok := t.lookup(key)
 	if !ok {
@@ -100,7 +101,7 @@ func (t *table) tables(key string) []*table {
 		m, isTable := e.(map[string]any)
 		if !isTable {
 			t.c.add(p.index(i), "must be a table, got %s", describe(e))
-			m = nil
+			continue
 		}
 		out = append(out, t.c.table(p.index(i), m))
 	}
