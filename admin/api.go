@@ -1,0 +1,175 @@
+package admin
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/balancel4/balance-l4/status"
+)
+
+// The JSON API of SPEC §4. Views are served as the controller gives them, with
+// nil lists turned into empty arrays so clients can always iterate.
+
+func (s *Server) listServices(c echo.Context) error {
+	svcs := s.ctrl.Services()
+	for i := range svcs {
+		normaliseService(&svcs[i])
+	}
+	if svcs == nil {
+		svcs = []status.Service{}
+	}
+	return c.JSON(http.StatusOK, svcs)
+}
+
+func (s *Server) getService(c echo.Context) error {
+	name, err := pathParam(c, "service")
+	if err != nil {
+		return err
+	}
+	svc, err := s.ctrl.Service(name)
+	if err != nil {
+		return err
+	}
+	normaliseService(&svc)
+	return c.JSON(http.StatusOK, svc)
+}
+
+func (s *Server) getBackend(c echo.Context) error {
+	svc, name, err := backendParams(c)
+	if err != nil {
+		return err
+	}
+	b, err := s.ctrl.Backend(svc, name)
+	if err != nil {
+		return err
+	}
+	normaliseBackend(&b)
+	return c.JSON(http.StatusOK, b)
+}
+
+func (s *Server) drain(c echo.Context) error   { return s.apiAction(c, "drain", s.ctrl.Drain) }
+func (s *Server) undrain(c echo.Context) error { return s.apiAction(c, "undrain", s.ctrl.Undrain) }
+
+func (s *Server) apiAction(c echo.Context, action string, f func(svc, backend, by string) (status.Backend, error)) error {
+	svc, name, err := backendParams(c)
+	if err != nil {
+		return err
+	}
+	by := who(c, "api")
+	b, err := f(svc, name, by)
+	s.logAction(by, action, svc, name, err).Msg("admin action")
+	if err != nil {
+		return err
+	}
+	normaliseBackend(&b)
+	return c.JSON(http.StatusOK, b)
+}
+
+// closedBody is the answer to disconnect.
+type closedBody struct {
+	Closed int `json:"closed"`
+}
+
+func (s *Server) disconnect(c echo.Context) error {
+	svc, name, err := backendParams(c)
+	if err != nil {
+		return err
+	}
+	by := who(c, "api")
+	n, err := s.ctrl.Disconnect(svc, name, by)
+	s.logAction(by, "disconnect", svc, name, err).Int("closed", n).Msg("admin action")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, closedBody{Closed: n})
+}
+
+func (s *Server) setWeight(c echo.Context) error {
+	svc, name, err := backendParams(c)
+	if err != nil {
+		return err
+	}
+	w, err := decodeWeight(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	by := who(c, "api")
+	b, err := s.ctrl.SetWeight(svc, name, w, by)
+	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Msg("admin action")
+	if err != nil {
+		return err
+	}
+	normaliseBackend(&b)
+	return c.JSON(http.StatusOK, b)
+}
+
+// reload answers 400 with the controller's message, which lists every problem,
+// for any failure: the running configuration is untouched either way.
+func (s *Server) reload(c echo.Context) error {
+	by := who(c, "api")
+	r, err := s.ctrl.Reload(by)
+	s.logAction(by, "reload", "", "", err).Str("summary", r.Summary).Msg("admin action")
+	if err != nil {
+		return c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
+	}
+	normaliseReload(&r)
+	return c.JSON(http.StatusOK, r)
+}
+
+// pathParam returns a path parameter decoded: Echo matches on the escaped path
+// when there is one and leaves parameters escaped (a backend named after its
+// address may hold characters that a client escapes).
+func pathParam(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", httpError(http.StatusBadRequest, "bad %s in path: %v", name, err)
+	}
+	return v, nil
+}
+
+func backendParams(c echo.Context) (svc, backend string, err error) {
+	if svc, err = pathParam(c, "service"); err != nil {
+		return "", "", err
+	}
+	if backend, err = pathParam(c, "backend"); err != nil {
+		return "", "", err
+	}
+	return svc, backend, nil
+}
+
+// who says who made a request, for the log and the controller's events:
+// "api 127.0.0.1:51234", or "dashboard alice@127.0.0.1:51234" when the browser
+// sent a Basic auth user name (which is not verified; only the token is).
+func who(c echo.Context, via string) string {
+	addr := c.Request().RemoteAddr
+	if user, ok := c.Get(ctxUser).(string); ok && user != "" {
+		return via + " " + user + "@" + addr
+	}
+	return via + " " + addr
+}
+
+func normaliseService(s *status.Service) {
+	if s.Backends == nil {
+		s.Backends = []status.Backend{}
+	}
+	for i := range s.Backends {
+		normaliseBackend(&s.Backends[i])
+	}
+}
+
+func normaliseBackend(b *status.Backend) {
+	if b.Events == nil {
+		b.Events = []status.Event{}
+	}
+}
+
+func normaliseReload(r *status.Reload) {
+	for _, l := range []*[]string{&r.ServicesAdded, &r.ServicesRemoved, &r.ServicesChanged,
+		&r.BackendsAdded, &r.BackendsRemoved, &r.BackendsChanged} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+}

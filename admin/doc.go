@@ -1,0 +1,22 @@
+// Package admin is balance-l4's operator interface: the JSON API of SPEC §4, the
+// Prometheus metrics of SPEC §5 and the live htmx dashboard, served by Echo.
+//
+// It sees the running balancer only through the Controller interface and the
+// plain views of package status, so it can be built and tested against a fake
+// (package admintest) and never reaches into the data path: metrics are read
+// from Controller.Services at scrape time, and the dashboard's sparklines come
+// from a small ring buffer that a sampler goroutine fills every
+// Options.SampleEvery. Nothing here runs per proxied connection.
+//
+// Every route but /healthz is behind the token when one is set (Bearer, or HTTP
+// Basic with the token as password so a browser prompts), state-changing
+// requests from another site are refused (Sec-Fetch-Site / Origin), bodies are
+// capped, and slow clients and slow handlers are timed out.
+//
+// Typical use:
+//
+//	srv, err := admin.New(admin.Options{Listen: "127.0.0.1:9090", Token: tok, Log: log, Controller: ctrl})
+//	if err != nil { ... }
+//	if err := srv.Start(); err != nil { ... } // names the address and the OS error
+//	defer srv.Shutdown(ctx)
+package admin
