@@ -26,16 +26,20 @@ func (p *leastConnections) Pick(_ []byte, skip *Tried) int {
 		return -1
 	}
 	i := int(p.next.Load() % uint64(n))
-	best := -1
+	best, tied := -1, false
 	var bestActive, bestWeight float64
 	for range n {
 		if !skip.Has(i) {
 			m := p.members[i]
 			if w := usableWeight(m); w > 0 {
 				a := active(m)
-				// a/w < bestActive/bestWeight, without dividing.
-				if best < 0 || a*bestWeight < bestActive*w {
-					best, bestActive, bestWeight = i, a, w
+				// Compare a/w with bestActive/bestWeight, without dividing.
+				switch l, r := a*bestWeight, bestActive*w; {
+				case best < 0 || l < r:
+					best, tied = i, false
+					bestActive, bestWeight = a, w
+				case l == r:
+					tied = true
 				}
 			}
 		}
@@ -43,7 +47,9 @@ func (p *leastConnections) Pick(_ []byte, skip *Tried) int {
 			i = 0
 		}
 	}
-	if best >= 0 {
+	// Move the cursor only when it decided something: a shared write per pick
+	// would bounce its cache line between cores for nothing.
+	if tied {
 		p.next.Store(uint64(best) + 1)
 	}
 	return best
