@@ -16,7 +16,7 @@ import (
 // the load generator's.
 type Backends struct {
 	Addrs backend.Addrs
-	proc  *process
+	proc  *Process
 }
 
 // BackendArgs are the child-mode arguments that run echo and sink servers.
@@ -32,7 +32,7 @@ func StartBackends(ctx context.Context, spawn Spawner, dir, name string, echo, s
 	if err != nil {
 		return nil, fmt.Errorf("starting backends %s: %w", name, err)
 	}
-	proc, err := startProcess(name, cmd, filepath.Join(dir, name+".log"))
+	proc, err := StartProcess(name, cmd, filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -46,14 +46,14 @@ func StartBackends(ctx context.Context, spawn Spawner, dir, name string, echo, s
 		first <- line{s, err}
 	}()
 	fail := func(err error) (*Backends, error) {
-		_ = proc.stop() // also ends the reader above, by closing the pipe
+		_ = proc.Stop() // also ends the reader above, by closing the pipe
 		<-first
 		return nil, fmt.Errorf("starting backends %s: %w", name, err)
 	}
 	select {
 	case l := <-first:
 		if l.err != nil {
-			return fail(fmt.Errorf("reading their addresses: %w: %s", l.err, proc.logTail()))
+			return fail(fmt.Errorf("reading their addresses: %w: %s", l.err, proc.LogTail()))
 		}
 		var addrs backend.Addrs
 		if err := json.Unmarshal([]byte(l.s), &addrs); err != nil {
@@ -71,10 +71,10 @@ func StartBackends(ctx context.Context, spawn Spawner, dir, name string, echo, s
 }
 
 // PID is the backend process.
-func (b *Backends) PID() int { return b.proc.pid() }
+func (b *Backends) PID() int { return b.proc.PID() }
 
 // Alive reports an error once the backend process has exited.
-func (b *Backends) Alive() error { return b.proc.alive() }
+func (b *Backends) Alive() error { return b.proc.Alive() }
 
 // Stop ends the backend process.
-func (b *Backends) Stop() error { return b.proc.stop() }
+func (b *Backends) Stop() error { return b.proc.Stop() }

@@ -126,7 +126,7 @@ type procPeer struct {
 	// command writes the configuration for fe into dir and returns the command to run.
 	command func(dir string, fe Frontends) (*exec.Cmd, error)
 	fe      Frontends
-	proc    *process
+	proc    *Process
 }
 
 var _ Peer = (*procPeer)(nil)
@@ -141,7 +141,7 @@ func (p *procPeer) PID() int {
 	if p.proc == nil {
 		return 0
 	}
-	return p.proc.pid()
+	return p.proc.PID()
 }
 
 func (p *procPeer) Start(ctx context.Context) error {
@@ -151,7 +151,7 @@ func (p *procPeer) Start(ctx context.Context) error {
 	if p.proc != nil {
 		return fmt.Errorf("starting %s: already running", p.name)
 	}
-	ports, err := freePorts(2)
+	ports, err := FreePorts(2)
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}
@@ -160,12 +160,12 @@ func (p *procPeer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}
-	proc, err := startProcess(p.name, cmd, filepath.Join(p.env.Dir, p.name+".log"))
+	proc, err := StartProcess(p.name, cmd, filepath.Join(p.env.Dir, p.name+".log"))
 	if err != nil {
 		return err
 	}
-	if err := waitListening(ctx, proc, fe.Echo, fe.Sink); err != nil {
-		_ = proc.stop()
+	if err := WaitListening(ctx, proc, fe.Echo, fe.Sink); err != nil {
+		_ = proc.Stop()
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}
 	p.fe, p.proc = fe, proc
@@ -176,14 +176,14 @@ func (p *procPeer) Alive() error {
 	if p.proc == nil {
 		return fmt.Errorf("%s is not running", p.name)
 	}
-	return p.proc.alive()
+	return p.proc.Alive()
 }
 
 func (p *procPeer) Stop() error {
 	if p.proc == nil {
 		return nil
 	}
-	err := p.proc.stop()
+	err := p.proc.Stop()
 	p.proc, p.fe = nil, Frontends{}
 	return err
 }

@@ -20,9 +20,9 @@ type Spawner func(args ...string) *exec.Cmd
 // stopGrace is how long a process gets to exit after SIGTERM before SIGKILL.
 const stopGrace = 5 * time.Second
 
-// process is a started child in its own process group, so a stop reaches every
+// Process is a started child in its own process group, so a stop reaches every
 // worker it forked (nginx) and nothing else.
-type process struct {
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	log  string        // file holding its stdout and stderr
@@ -30,9 +30,9 @@ type process struct {
 	err  error         // cmd.Wait's result, set before done closes
 }
 
-// startProcess starts cmd with stderr, and stdout unless already set, going to
+// StartProcess starts cmd with stderr, and stdout unless already set, going to
 // logPath. The child dies with the benchmark (Pdeathsig) if nobody stops it.
-func startProcess(name string, cmd *exec.Cmd, logPath string) (*process, error) {
+func StartProcess(name string, cmd *exec.Cmd, logPath string) (*Process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -46,7 +46,7 @@ func startProcess(name string, cmd *exec.Cmd, logPath string) (*process, error) 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -54,21 +54,22 @@ func startProcess(name string, cmd *exec.Cmd, logPath string) (*process, error) 
 	return p, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// PID is the process id, also its process group id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
-// alive reports an error, with the end of the process's log, once it has exited.
-func (p *process) alive() error {
+// Alive reports an error, with the end of the process's log, once it has exited.
+func (p *Process) Alive() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.logTail())
+		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, p.LogTail())
 	default:
 		return nil
 	}
 }
 
-// stop ends the process group: SIGTERM, then SIGKILL after stopGrace.
-func (p *process) stop() error {
-	pgid := p.pid()
+// Stop ends the process group: SIGTERM, then SIGKILL after stopGrace.
+func (p *Process) Stop() error {
+	pgid := p.PID()
 	select {
 	case <-p.done:
 	default:
@@ -88,8 +89,8 @@ func (p *process) stop() error {
 	return nil
 }
 
-// logTail is the last lines of the process's log, for error messages.
-func (p *process) logTail() string {
+// LogTail is the last lines of the process's log, for error messages.
+func (p *Process) LogTail() string {
 	f, err := os.Open(p.log)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
@@ -110,15 +111,15 @@ func (p *process) logTail() string {
 // readyTimeout bounds the wait for a started peer to accept connections.
 const readyTimeout = 15 * time.Second
 
-// waitListening waits until every addr accepts a TCP connection, or the process
+// WaitListening waits until every addr accepts a TCP connection, or the process
 // exits, or readyTimeout passes.
-func waitListening(ctx context.Context, p *process, addrs ...string) error {
+func WaitListening(ctx context.Context, p *Process, addrs ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	d := net.Dialer{Timeout: 500 * time.Millisecond}
 	for _, addr := range addrs {
 		for {
-			if err := p.alive(); err != nil {
+			if err := p.Alive(); err != nil {
 				return err
 			}
 			c, err := d.DialContext(ctx, "tcp", addr)
@@ -136,8 +137,8 @@ func waitListening(ctx context.Context, p *process, addrs ...string) error {
 	return nil
 }
 
-// freePorts returns n distinct 127.0.0.1 addresses that were free a moment ago.
-func freePorts(n int) ([]string, error) {
+// FreePorts returns n distinct 127.0.0.1 addresses that were free a moment ago.
+func FreePorts(n int) ([]string, error) {
 	lns := make([]net.Listener, 0, n)
 	defer func() {
 		for _, ln := range lns {

@@ -1,0 +1,59 @@
+package suite
+
+import "fmt"
+
+// Kind says how a row compares across peers.
+type Kind int
+
+const (
+	// Rate is more-is-better work done (Gbit/s, connections/s, requests/s).
+	Rate Kind = iota
+	// Latency is less-is-better time per request.
+	Latency
+	// Cost is less-is-better resource per operation; direct has none.
+	Cost
+	// Count is a plain count with no ratio (idle connections held).
+	Count
+)
+
+// Row is one line of the report: a metric every peer is measured on.
+type Row struct {
+	Key    string // key in PeerResult.Values
+	Label  string
+	Kind   Kind
+	Digits int // decimals shown
+}
+
+// Rows lists the report's rows for o, in order.
+func Rows(o Options) []Row {
+	rows := []Row{
+		{Key: "throughput.gbps", Label: fmt.Sprintf("throughput (%d conns), Gbit/s", o.ThroughputConns), Kind: Rate, Digits: 1},
+		{Key: "throughput.cpu_ms_per_gb", Label: "proxy CPU per GB, ms", Kind: Cost},
+		{Key: "connrate.per_s", Label: fmt.Sprintf("connections/s (%d workers)", o.ConnRateWorkers), Kind: Rate},
+		{Key: "connrate.cpu_us_per_conn", Label: "proxy CPU per connection, µs", Kind: Cost},
+	}
+	for _, n := range o.PingPongConns {
+		p := fmt.Sprintf("pingpong%d.", n)
+		name := fmt.Sprintf("%d conns ping-pong", n)
+		if n == 1 {
+			name = "1 conn ping-pong"
+		}
+		rows = append(rows,
+			Row{Key: p + "per_s", Label: name + ", req/s", Kind: Rate},
+			Row{Key: p + "p50_us", Label: name + ", p50 µs", Kind: Latency},
+			Row{Key: p + "p90_us", Label: name + ", p90 µs", Kind: Latency},
+			Row{Key: p + "p99_us", Label: name + ", p99 µs", Kind: Latency},
+			Row{Key: p + "p999_us", Label: name + ", p99.9 µs", Kind: Latency},
+			Row{Key: p + "cpu_us_per_req", Label: name + ", proxy CPU per request, µs", Kind: Cost, Digits: 1},
+		)
+	}
+	for _, k := range o.IdleCounts {
+		p := fmt.Sprintf("idle%d.", k)
+		rows = append(rows,
+			Row{Key: p + "held", Label: fmt.Sprintf("idle %d: connections held", k), Kind: Count},
+			Row{Key: p + "rss_per_conn", Label: fmt.Sprintf("idle %d: RSS per connection, bytes", k), Kind: Cost},
+			Row{Key: p + "fds_per_conn", Label: fmt.Sprintf("idle %d: fds per connection", k), Kind: Cost, Digits: 1},
+		)
+	}
+	return rows
+}
