@@ -1,0 +1,3 @@
+package l4
+
+func maybeRunChild() {}

@@ -1,0 +1,160 @@
+package l4
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// ending says how a proxied client connection ended; its String is the
+// access log's "end" field.
+type ending uint8
+
+const (
+	endNone ending = iota
+	endClientFIN
+	endBackendFIN
+	endClientReset
+	endBackendReset
+	endClientError
+	endBackendError
+	endIdleTimeout
+	endDrainTimeout
+	endDisconnected
+	endUnhealthy
+	endShutdown
+)
+
+var endingNames = [...]string{
+	endNone:         "unknown",
+	endClientFIN:    "client_fin",
+	endBackendFIN:   "backend_fin",
+	endClientReset:  "client_reset",
+	endBackendReset: "backend_reset",
+	endClientError:  "client_error",
+	endBackendError: "backend_error",
+	endIdleTimeout:  "idle_timeout",
+	endDrainTimeout: "drain_timeout",
+	endDisconnected: "disconnected",
+	endUnhealthy:    "backend_unhealthy",
+	endShutdown:     "shutdown",
+}
+
+func (e ending) String() string {
+	if int(e) < len(endingNames) {
+		return endingNames[e]
+	}
+	return "unknown"
+}
+
+// proxyConn is one client connection and, once connected, its backend
+// connection. Its two directions run in two goroutines: the one that accepted
+// the client copies client -> backend, a second one copies backend -> client.
+type proxyConn struct {
+	client  *net.TCPConn
+	backend *net.TCPConn
+
+	up   direction // client -> backend: bytes_in
+	down direction // backend -> client: bytes_out
+
+	idle time.Duration // 0 = never
+
+	mu        sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
+	closed    bool
+	why       ending // the first abort or reset; wins over FINs
+	firstFIN  ending // the first side that sent FIN
+	idleTimer *time.Timer
+	idleMoved uint64    // kernel byte counters at the last idle check
+	idleSeen  time.Time // when they last moved
+
+	// Links in the service's and the backend's connection lists.
+	svcPrev, svcNext *proxyConn
+	bePrev, beNext   *proxyConn
+}
+
+// attach records the backend connection. It reports false (and the caller must
+// close conn) when the client connection was aborted meanwhile.
+func (c *proxyConn) attach(conn *net.TCPConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.backend = conn
+	return true
+}
+
+// abort ends the connection now, for why, resetting both sides when reset is
+// set (SO_LINGER 0 then close sends RST). The first reason recorded wins. It
+// reports whether this call closed the sockets.
+func (c *proxyConn) abort(why ending, reset bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.why == endNone {
+		c.why = why
+	}
+	if c.closed {
+		return false
+	}
+	c.closed = true
+	c.stopIdleLocked()
+	for _, s := range [2]*net.TCPConn{c.client, c.backend} {
+		if s == nil {
+			continue
+		}
+		if reset {
+			_ = s.SetLinger(0)
+		}
+		_ = s.Close()
+	}
+	return true
+}
+
+// noteFIN records that one side sent FIN.
+func (c *proxyConn) noteFIN(side ending) {
+	c.mu.Lock()
+	if c.firstFIN == endNone {
+		c.firstFIN = side
+	}
+	c.mu.Unlock()
+}
+
+// finish closes both sockets after both directions are done and returns how
+// the connection ended.
+func (c *proxyConn) finish() ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.stopIdleLocked()
+		if c.client != nil {
+			_ = c.client.Close()
+		}
+		if c.backend != nil {
+			_ = c.backend.Close()
+		}
+	}
+	switch {
+	case c.why != endNone:
+		return c.why
+	case c.firstFIN != endNone:
+		return c.firstFIN
+	}
+	return endNone
+}
+
+// ended reports how the connection ended so far (endNone while it runs).
+func (c *proxyConn) ended() ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.why != endNone {
+		return c.why
+	}
+	return c.firstFIN
+}
+
+func (c *proxyConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

@@ -1,0 +1,100 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/balancel4/balance-l4/resilience"
+)
+
+// connect picks a backend and connects to it. A refused, unreachable or
+// timed-out connect moves on at once to an eligible backend not tried yet;
+// only when every eligible backend was tried does an attempt reuse one, after
+// the backoff. Attempts stop at the policy's max_attempts, and every attempt
+// after the first needs a retry from the budget. It returns the backend with
+// a connection slot taken (the caller releases it) and the number of attempts.
+func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte) (*backend, *net.TCPConn, int, error) {
+	set := s.set.Load()
+	var t tries
+	attempts, backoffs := 0, 0
+	granted, waited := false, false
+	var lastErr error
+	for {
+		if attempts > 0 && !granted {
+			if !cfg.retry.AllowRetry(attempts) {
+				return nil, nil, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
+			}
+			granted = true
+		}
+		b, tier, i, reused := set.choose(key, &t)
+		if b == nil {
+			if attempts == 0 {
+				return nil, nil, 0, errNoBackend
+			}
+			return nil, nil, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
+		}
+		mark := &t.first[tier]
+		if reused {
+			mark = &t.again[tier]
+			if !waited {
+				if err := resilience.Sleep(ctx, cfg.retry.Backoff.Delay(backoffs)); err != nil {
+					return nil, nil, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+				}
+				backoffs++
+				waited = true
+			}
+		}
+		if !b.acquire() {
+			mark.Add(i)
+			continue
+		}
+		br := b.breaker.Load()
+		att, err := br.Allow()
+		if err != nil {
+			b.release()
+			mark.Add(i)
+			continue
+		}
+		attempts++
+		granted, waited = false, false
+		if attempts > 1 {
+			s.retries.Add(1)
+		}
+		conn, err := dialBackend(ctx, cfg.dialer, b.address)
+		br.Done(att, err == nil)
+		if err == nil {
+			b.total.Add(1)
+			return b, conn, attempts, nil
+		}
+		b.release()
+		b.failed.Add(1)
+		s.recordPassive(b, false)
+		lastErr = err
+		mark.Add(i)
+		if reused {
+			// The next attempt may reuse any tried backend again, this one
+			// too (a single backend gets all its attempts): max_attempts, not
+			// the number of backends, bounds the loop.
+			t.again[tier].Reset()
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil, nil, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+		}
+	}
+}
+
+// dialBackend connects to addr with the service's connect timeout.
+func dialBackend(ctx context.Context, d *net.Dialer, addr string) (*net.TCPConn, error) {
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
+	}
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("dialing backend %s: not a TCP connection", addr)
+	}
+	return tc, nil
+}

@@ -1,0 +1,12 @@
+package l4
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	maybeRunChild()
+	goleak.VerifyTestMain(m)
+}

@@ -1,0 +1,145 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/balancel4/balance-l4/health"
+)
+
+// Options configure a Runtime. Zero values mean the defaults noted.
+type Options struct {
+	Log  zerolog.Logger
+	Now  func() time.Time // nil means time.Now
+	Rand func() uint64    // nil means math/rand/v2's Uint64
+}
+
+// ErrShutdown is returned by Apply after Shutdown.
+var ErrShutdown = errors.New("l4: runtime is shut down")
+
+// Runtime owns every service, its listener, backends and health checks.
+type Runtime struct {
+	log  zerolog.Logger
+	now  func() time.Time
+	rand func() uint64
+
+	// ctx ends dials and backoff sleeps when Shutdown stops waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+	connWG sync.WaitGroup // one per client connection goroutine
+
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	order     []*service // configuration order
+	services  map[string]*service
+	retired   []*service // removed by a reload, maybe still with connections
+	acceptors map[*service]*acceptor
+	monitor   *health.Monitor
+	pending   *OperatorState // restored before the first Apply
+	onOp      []func()
+}
+
+// NewRuntime returns a Runtime with no services; Apply starts them.
+func NewRuntime(o Options) *Runtime {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Uint64
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runtime{
+		log:       o.Log,
+		now:       o.Now,
+		rand:      o.Rand,
+		ctx:       ctx,
+		cancel:    cancel,
+		services:  map[string]*service{},
+		acceptors: map[*service]*acceptor{},
+		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
+	}
+}
+
+// Addr returns the address a service listens on (useful with port 0), or nil
+// for an unknown service.
+func (r *Runtime) Addr(service string) net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.services[service]
+	if s == nil {
+		return nil
+	}
+	a := r.acceptors[s]
+	if a == nil {
+		return nil
+	}
+	return a.ln.Addr()
+}
+
+// Shutdown stops accepting at once and stops health checking, then waits for
+// established connections to end until ctx is done. Then it closes (resets)
+// what remains, waits for those goroutines to finish, and returns how many it
+// closed with ctx's error.
+func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		r.connWG.Wait()
+		return 0, nil
+	}
+	r.stopped = true
+	acceptors := make([]*acceptor, 0, len(r.acceptors))
+	for _, a := range r.acceptors {
+		acceptors = append(acceptors, a)
+	}
+	clear(r.acceptors)
+	services := append(append([]*service(nil), r.order...), r.retired...)
+	var backends []*backend
+	for _, s := range services {
+		backends = append(backends, s.allBackendsLocked()...)
+	}
+	r.mu.Unlock()
+
+	for _, a := range acceptors {
+		a.close()
+	}
+	r.monitor.Close()
+	for _, b := range backends {
+		b.stopTimers()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		r.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		r.cancel()
+		return 0, nil
+	case <-ctx.Done():
+	}
+	r.cancel()
+	for _, s := range services {
+		forced += s.abortAll(endShutdown)
+	}
+	<-done
+	if forced > 0 {
+		r.log.Warn().Int("connections", forced).Msg("shutdown deadline reached: closed the remaining connections")
+	}
+	return forced, ctx.Err()
+}
+
+// service returns the named service under r.mu.
+func (r *Runtime) service(name string) *service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.services[name]
+}
