@@ -1,6 +1,7 @@
 package health
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -16,14 +17,21 @@ var (
 	redisAuthServer = testservers.NewLazy(testservers.RedisWithPassword("s3cret"))
 )
 
+// TestMain is goleak.VerifyTestMain with the shared servers stopped first:
+// each has a goroutine waiting for its process until then.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		for _, l := range []*testservers.Lazy{postgresServer, mariadbServer, redisServer, redisAuthServer} {
-			if err := l.Stop(); err != nil {
-				os.Stderr.WriteString(err.Error() + "\n")
-				code = 1
-			}
+	code := m.Run()
+	for _, l := range []*testservers.Lazy{postgresServer, mariadbServer, redisServer, redisAuthServer} {
+		if err := l.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
 		}
-		os.Exit(code)
-	}))
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
