@@ -1,6 +1,9 @@
 package suite
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Kind says how a row compares across peers.
 type Kind int
@@ -22,6 +25,12 @@ type Row struct {
 	Label  string
 	Kind   Kind
 	Digits int // decimals shown
+}
+
+// Figure is the name of the load the row's value comes from.
+func (r Row) Figure() string {
+	f, _, _ := strings.Cut(r.Key, ".")
+	return f
 }
 
 // Rows lists the report's rows for o, in order.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/balancel4/balance-l4/bench/internal/load"
@@ -110,6 +111,11 @@ type PeerResult struct {
 // Median is the median of a row's values, false when there are none.
 func (p *PeerResult) Median(key string) (float64, bool) {
 	return Median(p.Values[key])
+}
+
+// Failed says whether some run of figure failed.
+func (p *PeerResult) Failed(figure string) bool {
+	return slices.ContainsFunc(p.Failures, func(f string) bool { return strings.HasPrefix(f, figure+" run ") })
 }
 
 // Median returns the median of vs (the mean of the middle two for an even count).

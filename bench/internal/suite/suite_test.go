@@ -134,3 +134,16 @@ func TestRunInterleavesPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryRowHasItsFigure(t *testing.T) {
+	o := Options{}.withDefaults()
+	names := map[string]bool{}
+	for _, f := range figures(o) {
+		names[f.name] = true
+	}
+	for _, row := range Rows(o) {
+		if !names[row.Figure()] {
+			t.Errorf("row %s comes from figure %q, which is not run", row.Key, row.Figure())
+		}
+	}
+}
