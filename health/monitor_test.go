@@ -194,7 +194,7 @@ func TestMonitorRemoveWaitsForCheckInFlight(t *testing.T) {
 		if st.Snapshot().LastCheck != nil || m.Stats().Checks != 0 {
 			t.Fatal("the check cancelled by Remove was recorded as a result")
 		}
-		m.Remove("svc/a")    // again: nothing
+		m.Remove("svc/a")   // again: nothing
 		m.Remove("unknown") // never added: nothing
 	})
 }
