@@ -255,3 +255,5 @@ func serviceView(t testing.TB, rt *Runtime, svc string) status.Service {
 func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET)
 }
+
+func zerologDiscard() zerolog.Logger { return zerolog.New(io.Discard) }
