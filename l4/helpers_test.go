@@ -147,7 +147,9 @@ func testService(name string, backends ...config.Backend) config.Service {
 	}
 }
 
-func be(name, addr string) config.Backend { return config.Backend{Name: name, Address: addr, Weight: 1} }
+func be(name, addr string) config.Backend {
+	return config.Backend{Name: name, Address: addr, Weight: 1}
+}
 
 func testConfig(services ...config.Service) *config.Config {
 	return &config.Config{ShutdownTimeout: time.Second, Log: config.Log{AccessLog: true}, Services: services}

@@ -352,8 +352,14 @@ func TestEarlyBackendResetIsPassiveFailure(t *testing.T) {
 	sc.HealthCheck.Passive.ConsecutiveFailures = 2
 	rt, _ := startRuntime(t, testConfig(sc))
 	for range 2 {
-		c := dialService(t, rt, "s")
+		// The proxy may reset the client before its connect returns.
+		c, err := net.DialTimeout("tcp", rt.Addr("s").String(), testTimeout)
+		if err != nil {
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
 		_, _ = io.Copy(io.Discard, c)
+		_ = c.Close()
 	}
 	waitFor(t, "the backend to turn unhealthy", func() bool { return backendView(t, rt, "s", "r").State == "unhealthy" })
 }
