@@ -18,8 +18,10 @@ import (
 // probability weight/bound, where bound is the largest usable weight seen. That
 // costs O(1) expected draws while most members are usable. After a few rejected
 // draws (many ineligible or skipped members) it falls back to an exact O(n)
-// weighted draw, which also resets bound to the current largest weight. Both
-// paths give the same distribution, so the fallback changes only the cost.
+// weighted draw, which also resets bound to the current largest weight. While
+// bound is at least every usable weight, both paths give the same distribution,
+// so the fallback changes only the cost. A weight that rises past bound (slow
+// start ending) is kept at once and lifts bound: one draw's worth of bias.
 //
 // It is lock-free: rnd must be safe for concurrent use, and bound is an atomic.
 type randomTwo struct {

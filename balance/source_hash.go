@@ -20,7 +20,8 @@ import (
 //
 // The ring is sized by the weights when the picker is built (TargetWeight for
 // Ramped members, else EffectiveWeight), so the caller rebuilds the picker when a
-// configured or operator weight changes. Slow start still works without a
+// configured or operator weight changes; a member weightless at build time has
+// no point and takes no key until then. Slow start still works without a
 // rebuild: a Ramped member whose EffectiveWeight is a fraction f of its
 // TargetWeight admits a key only when the key's own hash against that member
 // falls below f, so it takes a share f of its keys, and the keys it admits at f
