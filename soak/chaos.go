@@ -106,7 +106,6 @@ func (c *chaos) undoFaults(now time.Time) {
 			if err := c.backends[i].Restart(); err != nil && c.err == nil {
 				c.err = err
 			}
-			c.faults.End(i, time.Now())
 			delete(c.restartAt, i)
 			c.logf("restarted backend %d", i)
 		}
@@ -144,8 +143,9 @@ func (c *chaos) kill() bool {
 	if !ok {
 		return false
 	}
-	c.faults.Begin(i, FaultKilled, time.Now())
+	start := time.Now()
 	n := c.backends[i].Kill()
+	c.faults.Add(Fault{Backend: i, Kind: FaultKilled, Start: start, End: time.Now()})
 	down := time.Duration(300+c.rng.IntN(2200)) * time.Millisecond
 	c.restartAt[i] = time.Now().Add(down)
 	c.logf("killed backend %d (%d connections reset), down for %v", i, n, down)

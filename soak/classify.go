@@ -1,9 +1,6 @@
 package soak
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 type outcomeKind string
 
@@ -21,19 +18,15 @@ type outcome struct {
 	fault FaultKind // for outcomeFault
 }
 
-// killGrace is how long after a kill a connection that never reached a
-// backend's handler may still break because of it (the proxy had connected
-// it to the killed backend's accept queue).
-const killGrace = 2 * time.Second
-
 // classify decides what broke a client connection:
 //
 //   - corrupted: a byte came back that was not sent (always counted, fault or not);
 //   - broken by an injected fault: the backend it landed on marked it (reset
-//     by a kill, held by a stall), or a fault on that backend (a disconnect,
-//     a kill) overlaps the time from its landing to its break; a connection
-//     that never reached a backend's handler counts here when a kill began
-//     while it was open and it broke within killGrace of it;
+//     by a kill, held by a stall), or a fault on that backend (a disconnect, a
+//     kill) ended after the connection was opened and began at most faultGrace
+//     before it broke; a connection that never reached a backend's handler
+//     (the header was still in flight, or in a killed backend's accept queue)
+//     counts here when a fault on any backend fits the same window;
 //   - timeout: no progress for progressTimeout and no fault to blame;
 //   - broken otherwise: it reached a backend no fault touched and still broke;
 //   - refused while healthy: it never reached a backend (the dial failed or
@@ -48,19 +41,22 @@ func classify(a attempt, reg *Registry, faults *FaultLog) (outcome, string) {
 	if landed {
 		where = fmt.Sprintf("on backend %d since %s", l.Backend, l.At.Format("15:04:05.000"))
 	}
-	detail := fmt.Sprintf("client %d (%s) started %s, broke %s, %s, %d bytes echoed: %v",
-		a.id, kindOfClient(a), a.started.Format("15:04:05.000"), a.broke.Format("15:04:05.000"), where, a.echoed, a.err)
+	detail := fmt.Sprintf("client %d (%s) started %s, broke %s, %s, %d bytes echoed: %v; %s",
+		a.id, kindOfClient(a), a.started.Format("15:04:05.000"), a.broke.Format("15:04:05.000"), where, a.echoed, a.err,
+		faults.Near(a.started, a.broke))
 	switch {
 	case a.corrupted:
 		return outcome{kind: outcomeCorrupted}, detail
 	case landed && l.Fault != "":
 		return outcome{kind: outcomeFault, fault: l.Fault}, detail
 	case landed:
-		if k, ok := faults.OnBackend(l.Backend, l.At, a.broke); ok {
+		if k, ok := faults.Blame(l.Backend, a.started, a.broke); ok {
 			return outcome{kind: outcomeFault, fault: k}, detail
 		}
-	case faults.KillNear(a.started, a.broke, killGrace):
-		return outcome{kind: outcomeFault, fault: FaultKilled}, detail
+	default:
+		if k, ok := faults.Blame(-1, a.started, a.broke); ok {
+			return outcome{kind: outcomeFault, fault: k}, detail
+		}
 	}
 	switch {
 	case a.timeout:

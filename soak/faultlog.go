@@ -1,6 +1,8 @@
 package soak
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,82 +17,66 @@ const (
 	FaultDisconnected FaultKind = "disconnected" // the admin API's disconnect action
 )
 
-// Fault is one injection on one backend, from when it began to when it was
-// undone (a kill until the restart, a disconnect until the API answered).
+// Fault is one injection on one backend: a kill from just before the
+// listener closed until every connection was reset, a disconnect from the
+// request until the API answered. (Stalls are not journalled: the stalled
+// backend marks the connections it holds itself.)
 type Fault struct {
 	Backend    int
 	Kind       FaultKind
 	Start, End time.Time
 }
 
+// faultGrace is how long after a fault a connection may still break because
+// of it: the reset or close has to travel through a busy proxy.
+const faultGrace = 2 * time.Second
+
 // FaultLog is the chaos loop's journal. Clients consult it when a connection
 // breaks without the backend having marked it.
 type FaultLog struct {
 	mu     sync.Mutex
 	faults []Fault
-	open   map[int]int // backend -> index of its open kill, if any
 }
 
 // NewFaultLog returns an empty journal.
-func NewFaultLog() *FaultLog { return &FaultLog{open: make(map[int]int)} }
+func NewFaultLog() *FaultLog { return &FaultLog{} }
 
-// Begin records that a fault started; End closes it. Disconnects are
-// recorded whole with Add.
-func (f *FaultLog) Begin(backend int, kind FaultKind, at time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.open[backend] = len(f.faults)
-	f.faults = append(f.faults, Fault{Backend: backend, Kind: kind, Start: at, End: farFuture})
-}
-
-// End closes the open fault of backend.
-func (f *FaultLog) End(backend int, at time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if i, ok := f.open[backend]; ok {
-		f.faults[i].End = at
-		delete(f.open, backend)
-	}
-}
-
-// Add records a fault that has already ended.
+// Add records a fault.
 func (f *FaultLog) Add(x Fault) {
 	f.mu.Lock()
 	f.faults = append(f.faults, x)
 	f.mu.Unlock()
 }
 
-var farFuture = time.Unix(1<<40, 0)
-
-// OnBackend returns the kind of a fault on backend that overlaps a
-// connection which landed there at landed and broke at broke.
-func (f *FaultLog) OnBackend(backend int, landed, broke time.Time) (FaultKind, bool) {
+// Blame returns the kind of a fault that may have broken a connection that
+// was opened at started and broke at broke: a fault on backend (any backend
+// when backend < 0) that ended after the connection was opened, and began
+// before, and at most faultGrace before, the break.
+func (f *FaultLog) Blame(backend int, started, broke time.Time) (FaultKind, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := len(f.faults) - 1; i >= 0; i-- {
 		x := f.faults[i]
-		if x.Backend == backend && !x.Start.After(broke) && !x.End.Before(landed) {
+		if (backend < 0 || x.Backend == backend) && !x.End.Before(started) &&
+			!x.Start.After(broke) && !broke.After(x.End.Add(faultGrace)) {
 			return x.Kind, true
 		}
 	}
 	return "", false
 }
 
-// KillNear reports whether any backend was killed while a connection that
-// never reached a backend's handler was open: the proxy had connected it to a
-// killed backend's accept queue, which the kernel resets when the listener
-// closes. grace covers the reset travelling through the proxy.
-func (f *FaultLog) KillNear(started, broke time.Time, grace time.Duration) bool {
+// Near describes the faults within faultGrace of [from, to], for reports.
+func (f *FaultLog) Near(from, to time.Time) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i := len(f.faults) - 1; i >= 0; i-- {
-		x := f.faults[i]
-		if x.Kind != FaultKilled {
-			continue
-		}
-		if !x.Start.Before(started) && !x.Start.After(broke) && !broke.After(x.Start.Add(grace)) {
-			return true
+	var parts []string
+	for _, x := range f.faults {
+		if !x.End.Before(from.Add(-faultGrace)) && !x.Start.After(to.Add(faultGrace)) {
+			parts = append(parts, fmt.Sprintf("%s backend %d %s-%s", x.Kind, x.Backend, x.Start.Format("05.000"), x.End.Format("05.000")))
 		}
 	}
-	return false
+	if len(parts) == 0 {
+		return "no fault nearby"
+	}
+	return "faults nearby: " + strings.Join(parts, ", ")
 }

@@ -105,7 +105,7 @@ func (p *Process) Kill() {
 type FDs struct {
 	Sockets int
 	Pipes   int // splice(2) pipes, pooled by the Go runtime between copies
-	Other   int // epoll, eventfd, files
+	Other   int // stdio, epoll, eventfd, files
 }
 
 // NonPipe is every descriptor but splice pipes: what must return to its idle level.
@@ -128,6 +128,8 @@ func (p *Process) FDs() (FDs, error) {
 		target, err := os.Readlink(filepath.Join(dir, e.Name()))
 		switch {
 		case err != nil:
+		case e.Name() == "0" || e.Name() == "1" || e.Name() == "2":
+			f.Other++ // stdio: our output pipe is not a splice pipe
 		case strings.HasPrefix(target, "socket:"):
 			f.Sockets++
 		case strings.HasPrefix(target, "pipe:"):
