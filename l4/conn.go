@@ -57,7 +57,8 @@ type proxyConn struct {
 	up   direction // client -> backend: bytes_in
 	down direction // backend -> client: bytes_out
 
-	idle time.Duration // 0 = never
+	idle  time.Duration // 0 = never
+	tries tries         // backends attempted while connecting
 
 	mu        sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
 	closed    bool

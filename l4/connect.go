@@ -15,9 +15,10 @@ import (
 // the backoff. Attempts stop at the policy's max_attempts, and every attempt
 // after the first needs a retry from the budget. It returns the backend with
 // a connection slot taken (the caller releases it) and the number of attempts.
-func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte) (*backend, *net.TCPConn, int, error) {
+// t lives in the proxyConn: passed to the pickers it escapes, and one
+// allocation per connection is enough.
+func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, *net.TCPConn, int, error) {
 	set := s.set.Load()
-	var t tries
 	attempts, backoffs := 0, 0
 	granted, waited := false, false
 	var lastErr error
@@ -28,7 +29,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte) (
 			}
 			granted = true
 		}
-		b, tier, i, reused := set.choose(key, &t)
+		b, tier, i, reused := set.choose(key, t)
 		if b == nil {
 			if attempts == 0 {
 				return nil, nil, 0, errNoBackend

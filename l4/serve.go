@@ -42,7 +42,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 	}
 
 	cfg.retry.Budget.Deposit()
-	be, conn, attempts, err := s.connect(s.r.ctx, cfg, clientKey(src))
+	be, conn, attempts, err := s.connect(s.r.ctx, cfg, clientKey(src), &c.tries)
 	if err != nil {
 		reason := "connect_failed"
 		if errors.Is(err, errNoBackend) {

@@ -98,6 +98,14 @@ type tries struct {
 	again [2]balance.Tried
 }
 
+// reset empties every set, keeping what they grew.
+func (t *tries) reset() {
+	for i := range t.first {
+		t.first[i].Reset()
+		t.again[i].Reset()
+	}
+}
+
 // choose returns the backend to try next: an untried eligible primary; while
 // no primary is eligible, an untried eligible backup; and once every eligible
 // backend of that tier was tried, one of them again (reused = true).
