@@ -60,6 +60,7 @@ type flags struct {
 	quick        bool
 	peers        []string
 	idle         []int
+	loads        []string
 	workers      int
 	out          string
 	repo         string
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.BoolVar(&f.quick, "quick", false, "smoke test: 1 run of 1 s, 1 000 idle connections, short control-plane windows")
 	peers := fs.String("peers", peer.DefaultSet, "comma-separated peers to compare")
 	idle := fs.String("idle", "3000,9000", "comma-separated counts of idle connections to hold")
+	loads := fs.String("loads", strings.Join(suite.Loads, ","), "comma-separated loads to run")
 	fs.IntVar(&f.workers, "workers", 8, "connection-rate workers")
 	fs.StringVar(&f.out, "out", "", "Markdown file to write the results into (its l4bench block is replaced)")
 	fs.StringVar(&f.repo, "repo", "", "repository root to build ./cmd/balance-l4 in (default: the module of the working directory)")
@@ -111,6 +113,18 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 			return f, fmt.Errorf("-idle: %q is not a positive count", s)
 		}
 		f.idle = append(f.idle, k)
+	}
+	for _, l := range strings.Split(*loads, ",") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if !slices.Contains(suite.Loads, l) {
+			return f, fmt.Errorf("-loads: unknown load %q (want some of %s)", l, strings.Join(suite.Loads, ","))
+		}
+		f.loads = append(f.loads, l)
+	}
+	if len(f.loads) == 0 {
+		return f, errors.New("-loads: no load named")
 	}
 	if f.quick {
 		f.runs, f.duration, f.idle = 1, time.Second, []int{1000}
@@ -173,7 +187,7 @@ func bench(ctx context.Context, f flags, args []string, stdout, stderr io.Writer
 		}
 		peers = append(peers, p)
 	}
-	opts := suite.Options{Runs: f.runs, Duration: f.duration, ConnRateWorkers: f.workers, IdleCounts: f.idle, Log: stderr}
+	opts := suite.Options{Runs: f.runs, Duration: f.duration, ConnRateWorkers: f.workers, IdleCounts: f.idle, Loads: f.loads, Log: stderr}
 	res, err := suite.Run(ctx, opts, peers)
 	if err != nil {
 		return err

@@ -65,6 +65,8 @@ func TestUsageErrors(t *testing.T) {
 		{"-peers", ","},
 		{"-idle", "0"},
 		{"-idle", "many"},
+		{"-loads", "bulk"},
+		{"-loads", ""},
 		{"-runs"},
 		{"-nonsense"},
 		{"extra"},

@@ -18,13 +18,25 @@ type figure struct {
 }
 
 func figures(o Options) []figure {
-	fs := []figure{{"throughput", throughput}, {"connrate", connRate}}
+	var fs []figure
+	if o.wants("throughput") {
+		fs = append(fs, figure{"throughput", throughput})
+	}
+	if o.wants("connrate") {
+		fs = append(fs, figure{"connrate", connRate})
+	}
 	for _, n := range o.PingPongConns {
+		if !o.wants("pingpong") {
+			break
+		}
 		fs = append(fs, figure{fmt.Sprintf("pingpong%d", n), func(ctx context.Context, o Options, p peer.Peer) measurement {
 			return pingPong(ctx, o, p, n)
 		}})
 	}
 	for _, k := range o.IdleCounts {
+		if !o.wants("idle") {
+			break
+		}
 		fs = append(fs, figure{fmt.Sprintf("idle%d", k), func(ctx context.Context, o Options, p peer.Peer) measurement {
 			return idle(ctx, o, p, k)
 		}})

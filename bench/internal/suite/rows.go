@@ -35,13 +35,23 @@ func (r Row) Figure() string {
 
 // Rows lists the report's rows for o, in order.
 func Rows(o Options) []Row {
-	rows := []Row{
-		{Key: "throughput.gbps", Label: fmt.Sprintf("throughput (%d conns), Gbit/s", o.ThroughputConns), Kind: Rate, Digits: 1},
-		{Key: "throughput.cpu_ms_per_gb", Label: "proxy CPU per GB, ms", Kind: Cost},
-		{Key: "connrate.per_s", Label: fmt.Sprintf("connections/s (%d workers)", o.ConnRateWorkers), Kind: Rate},
-		{Key: "connrate.cpu_us_per_conn", Label: "proxy CPU per connection, µs", Kind: Cost},
+	var rows []Row
+	if o.wants("throughput") {
+		rows = append(rows,
+			Row{Key: "throughput.gbps", Label: fmt.Sprintf("throughput (%d conns), Gbit/s", o.ThroughputConns), Kind: Rate, Digits: 1},
+			Row{Key: "throughput.cpu_ms_per_gb", Label: "proxy CPU per GB, ms", Kind: Cost},
+		)
+	}
+	if o.wants("connrate") {
+		rows = append(rows,
+			Row{Key: "connrate.per_s", Label: fmt.Sprintf("connections/s (%d workers)", o.ConnRateWorkers), Kind: Rate},
+			Row{Key: "connrate.cpu_us_per_conn", Label: "proxy CPU per connection, µs", Kind: Cost},
+		)
 	}
 	for _, n := range o.PingPongConns {
+		if !o.wants("pingpong") {
+			break
+		}
 		p := fmt.Sprintf("pingpong%d.", n)
 		name := fmt.Sprintf("%d conns ping-pong", n)
 		if n == 1 {
@@ -57,6 +67,9 @@ func Rows(o Options) []Row {
 		)
 	}
 	for _, k := range o.IdleCounts {
+		if !o.wants("idle") {
+			break
+		}
 		p := fmt.Sprintf("idle%d.", k)
 		rows = append(rows,
 			Row{Key: p + "held", Label: fmt.Sprintf("idle %d: connections held", k), Kind: Count},

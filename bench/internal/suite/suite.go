@@ -31,7 +31,16 @@ type Options struct {
 	PingPongConns   []int         // nil = 1 and 32
 	IdleCounts      []int         // nil = 3 000 and 9 000
 	Settle          time.Duration // pause between measurements and before sampling idle memory; 0 = 300 ms
+	Loads           []string      // which of Loads to run; nil = all
 	Log             io.Writer     // progress lines; nil = none
+}
+
+// Loads are the kinds of load, in the order they run.
+var Loads = []string{"throughput", "connrate", "pingpong", "idle"}
+
+// wants says whether the options select the kind of load.
+func (o Options) wants(kind string) bool {
+	return o.Loads == nil || slices.Contains(o.Loads, kind)
 }
 
 func (o Options) withDefaults() Options {
@@ -84,6 +93,14 @@ func (o Options) Validate() error {
 		if k < 1 {
 			errs = append(errs, fmt.Errorf("idle connections %d: want at least 1", k))
 		}
+	}
+	for _, l := range o.Loads {
+		if !slices.Contains(Loads, l) {
+			errs = append(errs, fmt.Errorf("load %q: want one of %v", l, Loads))
+		}
+	}
+	if o.Loads != nil && len(o.Loads) == 0 {
+		errs = append(errs, errors.New("no load selected"))
 	}
 	return errors.Join(errs...)
 }

@@ -147,3 +147,25 @@ func TestEveryRowHasItsFigure(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadsSelectFiguresAndRows(t *testing.T) {
+	o := Options{Loads: []string{"connrate", "pingpong"}}.withDefaults()
+	var names []string
+	for _, f := range figures(o) {
+		names = append(names, f.name)
+	}
+	if got := strings.Join(names, " "); got != "connrate pingpong1 pingpong32" {
+		t.Fatalf("figures = %q, want connrate and the two ping-pongs", got)
+	}
+	for _, row := range Rows(o) {
+		if f := row.Figure(); f != "connrate" && !strings.HasPrefix(f, "pingpong") {
+			t.Errorf("row %s of an unselected load", row.Key)
+		}
+	}
+	if err := (Options{Loads: []string{"bulk"}}).Validate(); err == nil || !strings.Contains(err.Error(), `load "bulk"`) {
+		t.Fatalf("Validate(unknown load) = %v, want it named", err)
+	}
+	if err := (Options{Loads: []string{}}).Validate(); err == nil {
+		t.Fatal("Validate(no load) succeeded, want an error")
+	}
+}
