@@ -118,8 +118,26 @@ func BenchmarkTransfer64MiB(b *testing.B) {
 		_, _ = c.Write([]byte("k"))
 	})
 	rt, _ := startRuntime(b, testConfig(testService("s", be("sink", sink.addr))))
-	targets := map[string]string{"direct": sink.addr, "l4": rt.Addr("s").String()}
-	for _, name := range []string{"direct", "l4"} {
+	// plain is the obvious Go proxy: io.Copy both ways (splice, holding a
+	// pipe while blocked), as a reference.
+	plain := startBackend(b, func(c *net.TCPConn) {
+		up, err := net.Dial("tcp", sink.addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(c, up)
+			_ = c.CloseWrite()
+			close(done)
+		}()
+		_, _ = io.Copy(up, c)
+		_ = up.(*net.TCPConn).CloseWrite()
+		<-done
+	})
+	targets := map[string]string{"direct": sink.addr, "l4": rt.Addr("s").String(), "plain": plain.addr}
+	for _, name := range []string{"direct", "l4", "plain"} {
 		b.Run(name, func(b *testing.B) {
 			buf := make([]byte, 1<<20)
 			b.SetBytes(size)

@@ -580,3 +580,59 @@ func TestAcceptProxy(t *testing.T) {
 	}
 	waitFor(t, "both rejections", func() bool { return serviceView(t, rt, "s").Rejected.ProxyHeader == 2 })
 }
+
+// TestCloseOnUnhealthy: when passive checks turn a backend unhealthy, its
+// established connections are reset (close_on_unhealthy).
+func TestCloseOnUnhealthy(t *testing.T) {
+	a := startBackend(t, echo)
+	b := startBackend(t, sayName("b"))
+	sc := testService("s", be("a", a.addr), be("b", b.addr))
+	sc.CloseOnUnhealthy = true
+	sc.HealthCheck.Passive.Enabled = true
+	sc.HealthCheck.Passive.ConsecutiveFailures = 2
+	rt, logs := startRuntime(t, testConfig(sc))
+	est := dialService(t, rt, "s") // round robin: a
+	if _, err := est.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(est, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.ln.Close() // a refuses new connections; the established one stays
+	for range 4 {
+		if got := readName(t, rt, "s", 1); got != "b" {
+			t.Fatalf("answered by %q", got)
+		}
+	}
+	if _, err := io.Copy(io.Discard, est); err != nil && !isReset(err) {
+		t.Fatalf("established connection: %v", err)
+	}
+	waitFor(t, "the access log", func() bool { return strings.Contains(logs.String(), `"end":"backend_unhealthy"`) })
+}
+
+// TestActiveChecksMoveState: active checks take a dead backend out and
+// bring it back when it listens again.
+func TestActiveChecksMoveState(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	sc := testService("s", be("a", addr))
+	sc.HealthCheck.Enabled = true
+	sc.HealthCheck.Interval = 20 * time.Millisecond
+	rt, _ := startRuntime(t, testConfig(sc))
+	waitFor(t, "a first check", func() bool { return backendView(t, rt, "s", "a").LastCheck != nil })
+	_ = ln.Close()
+	waitFor(t, "a to turn unhealthy", func() bool { return backendView(t, rt, "s", "a").State == "unhealthy" })
+	v := backendView(t, rt, "s", "a")
+	if v.Eligible || v.LastCheck == nil || v.LastCheck.OK || v.LastCheck.Error == "" || v.ChecksFailure == 0 {
+		t.Fatalf("after failed checks: %+v", v)
+	}
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("could not listen on %s again: %v", addr, err)
+	}
+	defer ln2.Close()
+	waitFor(t, "a to come back", func() bool { return backendView(t, rt, "s", "a").State == "healthy" })
+}
