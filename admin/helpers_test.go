@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -159,3 +160,7 @@ func (f *fixture) requestReader(method, path string, body io.Reader, headers ...
 	f.srv.Handler().ServeHTTP(rec, req)
 	return rec
 }
+
+func demoController(clk *clock) *admintest.Controller { return admintest.Demo(clk.Now) }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

@@ -3,8 +3,8 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

@@ -73,6 +73,17 @@ func Demo(now func() time.Time) *Controller {
 				Events: []status.Event{{Time: ago(3 * time.Minute), From: "healthy", To: "unhealthy", Reason: "3 consecutive failed checks: -LOADING"}}},
 		},
 	}))
+	for name, r := range map[string]status.Rejected{
+		"postgres": {MaxConnections: 14},
+		"web":      {NoBackend: 3, ConnectFailed: 27},
+		"redis":    {ConnectFailed: 2},
+	} {
+		must(c.UpdateService(name, func(s *status.Service) {
+			s.Rejected = r
+			s.RejectedConnections = r.MaxConnections + r.NoBackend + r.ConnectFailed + r.ProxyHeader
+			s.Retries = 9 * r.ConnectFailed
+		}))
+	}
 	c.sumServices()
 	return c
 }
@@ -83,12 +94,28 @@ func Demo(now func() time.Time) *Controller {
 func (c *Controller) Simulate(rng *rand.Rand, step time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
 	secs := step.Seconds()
 	for _, s := range c.services {
+		// Backups take traffic only while no other backend is eligible.
+		primary := false
+		for _, b := range s.backends {
+			primary = primary || (b.view.Eligible && !b.view.Backup)
+		}
 		for _, b := range s.backends {
 			v := &b.view
 			before := *v
-			if v.Eligible {
+			if v.LastCheck != nil {
+				// Checks run every 10 s; the last one was a few seconds ago.
+				v.LastCheck.Time = now.Add(-time.Duration(rng.IntN(10_000)) * time.Millisecond)
+				if v.LastCheck.OK {
+					v.ChecksSuccess++
+				} else {
+					v.ChecksFailure++
+				}
+			}
+			switch {
+			case v.Eligible && (!v.Backup || !primary):
 				target := float64(v.Weight) * (10 + 30*rng.Float64())
 				delta := int64((target - float64(v.ActiveConnections)) * 0.4)
 				v.ActiveConnections = max(0, v.ActiveConnections+delta)
@@ -97,11 +124,22 @@ func (c *Controller) Simulate(rng *rand.Rand, step time.Duration) {
 				rate := float64(v.ActiveConnections) * (20_000 + 200_000*rng.Float64())
 				v.BytesOut += int64(rate * secs)
 				v.BytesIn += int64(rate * secs / 8)
-			} else if v.ActiveConnections > 0 {
+			case v.ActiveConnections > 0:
 				v.ActiveConnections -= max(1, v.ActiveConnections/3)
 				v.BytesOut += v.ActiveConnections * int64(50_000*secs)
 			}
-			b.settle(before, "", c.now())
+			if v.Circuit == "open" || v.Health == "unhealthy" {
+				// Clients that hash or retry onto it still try now and then.
+				if rng.IntN(3) == 0 {
+					v.FailedConnections++
+					s.view.Retries++
+				}
+			}
+			b.settle(before, "", now)
+		}
+		if rng.IntN(4) == 0 {
+			s.view.Rejected.ConnectFailed++
+			s.view.RejectedConnections++
 		}
 	}
 	c.sumServices()

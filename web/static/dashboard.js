@@ -91,6 +91,18 @@
     if (close) close.closest('.notice').remove();
   });
 
+  // A form submitted in the few milliseconds between a row swap and htmx
+  // processing the new row would be submitted natively, reloading the page.
+  // Send it through htmx instead.
+  document.addEventListener('submit', (e) => {
+    const form = e.target;
+    if (e.defaultPrevented || !form.matches('form[hx-post]')) return;
+    e.preventDefault();
+    htmx.ajax('POST', form.getAttribute('hx-post'), {
+      source: form, target: form.closest('tbody') || form, swap: 'outerHTML',
+    });
+  });
+
   document.addEventListener('htmx:configRequest', (e) => {
     e.detail.parameters['open'] = Array.from(open);
   });
