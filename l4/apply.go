@@ -94,6 +94,7 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 			s = &service{r: r, name: sc.Name, backends: map[string]*backend{}}
 			s.acceptLog.interval = logInterval
 			s.dialLog.interval = logInterval
+			s.attemptLog.interval = logInterval
 			rl.ServicesAdded = append(rl.ServicesAdded, sc.Name)
 		} else if !sameServiceSettings(&s.cfg.Load().Service, sc) {
 			rl.ServicesChanged = append(rl.ServicesChanged, sc.Name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/balancel4/balance-l4/resilience"
 )
@@ -72,6 +73,10 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 		b.release()
 		b.failed.Add(1)
 		s.recordPassive(b, false)
+		if ok, n := s.attemptLog.allow(time.Now()); ok {
+			s.r.log.Warn().Err(err).Str("service", s.name).Str("backend", b.name).Int("attempt", attempts).
+				Int64("suppressed", n).Msg("connect attempt failed")
+		}
 		lastErr = err
 		mark.Add(i)
 		if reused {

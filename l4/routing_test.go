@@ -636,3 +636,20 @@ func TestActiveChecksMoveState(t *testing.T) {
 	defer ln2.Close()
 	waitFor(t, "a to come back", func() bool { return backendView(t, rt, "s", "a").State == "healthy" })
 }
+
+// TestPassiveWithoutActiveChecksRevives: with active checks off, a backend
+// that passive checks took out comes back after the breaker's timeout.
+func TestPassiveWithoutActiveChecksRevives(t *testing.T) {
+	good := startBackend(t, sayName("g"))
+	sc := testService("s", be("dead", closedPort(t)), be("good", good.addr))
+	sc.HealthCheck.Passive.Enabled = true
+	sc.HealthCheck.Passive.ConsecutiveFailures = 1
+	sc.Resilience.CircuitBreaker.Timeout = 50 * time.Millisecond
+	rt, logs := startRuntime(t, testConfig(sc))
+	readName(t, rt, "s", 1)
+	if v := backendView(t, rt, "s", "dead"); v.State != "unhealthy" {
+		t.Fatalf("state %s after a refused connect, want unhealthy", v.State)
+	}
+	waitFor(t, "the backend to come back", func() bool { return backendView(t, rt, "s", "dead").State == "healthy" })
+	waitFor(t, "the log of the revival", func() bool { return strings.Contains(logs.String(), "circuit breaker timeout elapsed") })
+}

@@ -38,8 +38,9 @@ type service struct {
 	}
 	acceptErrors atomic.Int64
 
-	acceptLog logLimit
-	dialLog   logLimit
+	acceptLog  logLimit // accept errors
+	dialLog    logLimit // clients closed without a backend
+	attemptLog logLimit // failed connect attempts
 
 	mu    sync.Mutex // guards the connection list
 	conns *proxyConn // every client connection, linked through svcPrev/svcNext
