@@ -56,7 +56,7 @@ type CheckSettings struct {
 	Expect         string      // tcp: the reply must contain it
 	Port           int         // 0 = the backend's own port
 	TLSSkipVerify  bool        // https
-	Dialer         *net.Dialer // nil means a zero net.Dialer
+	Dialer         *net.Dialer // nil means a net.Dialer without TCP keep-alive
 }
 
 // NewChecker returns the Checker for s.Type.
@@ -66,7 +66,9 @@ func NewChecker(s CheckSettings) (Checker, error) {
 	}
 	d := dialer{port: s.Port, d: s.Dialer}
 	if d.d == nil {
-		d.d = &net.Dialer{}
+		// A check's connection lives for one exchange: keep-alive probes
+		// would only cost four setsockopt calls per check.
+		d.d = &net.Dialer{KeepAlive: -1}
 	}
 	switch s.Type {
 	case TypeTCP, "":

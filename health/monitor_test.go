@@ -243,12 +243,27 @@ func TestMonitorReplacementWaitsForOldCheck(t *testing.T) {
 		tg := target("svc/a", shared, st)
 		tg.Timeout = time.Hour
 		m.Add(tg)
+		synctest.Wait() // the first check is in flight
+		// Replace it several times before it ends: none of the replacements
+		// may start while it, or another, runs.
+		for range 3 {
+			m.Add(tg)
+		}
 		synctest.Wait()
-		m.Add(tg)
-		m.Add(tg)
-		synctest.Wait()
-		if _, maxRunning := shared.snapshot(); maxRunning != 1 {
+		time.Sleep(time.Minute)
+		calls, maxRunning := shared.snapshot()
+		if maxRunning != 1 {
 			t.Fatalf("%d checks overlapped across replacements", maxRunning)
+		}
+		if len(calls) != 2 {
+			t.Fatalf("%d checks, want the first and one by the last replacement", len(calls))
+		}
+		m.Remove("svc/a")
+		shared.mu.Lock()
+		running := shared.running
+		shared.mu.Unlock()
+		if running != 0 {
+			t.Fatal("Remove returned with a check in flight")
 		}
 	})
 }
