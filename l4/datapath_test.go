@@ -8,6 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -271,4 +274,53 @@ func TestIdleTimeoutCloses(t *testing.T) {
 		t.Fatalf("busy connection after the idle close: %v", err)
 	}
 	waitFor(t, "the access log line", func() bool { return bytes.Contains([]byte(logs.String()), []byte(`"end":"idle_timeout"`)) })
+}
+
+// openPipes counts this process's open pipe descriptors.
+func openPipes(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleConnectionsHoldNoPipe: a proxied connection that is waiting for
+// bytes holds no splice pipe (Go's io.Copy would hold one per direction, two
+// descriptors each, for the connection's whole life).
+func TestIdleConnectionsHoldNoPipe(t *testing.T) {
+	srv := startBackend(t, echo)
+	rt, _ := startRuntime(t, testConfig(testService("s", be("a", srv.addr))))
+	before := openPipes(t)
+	// Pipes Go pools for splice are closed only after a garbage collection
+	// (and the race detector makes the pool drop some at random).
+	settle := func() {
+		runtime.GC()
+		runtime.GC()
+	}
+	const conns = 50
+	buf := make([]byte, 4)
+	for range conns {
+		c := dialService(t, rt, "s")
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the connections", func() bool { return serviceView(t, rt, "s").ActiveConnections == conns })
+	// Once the pool is collected, no pipe is left: fifty idle connections
+	// held with io.Copy would keep 200 pipe descriptors open.
+	waitFor(t, "pooled pipes to be released", func() bool {
+		settle()
+		return openPipes(t)-before <= 4
+	})
 }
