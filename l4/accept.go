@@ -34,6 +34,16 @@ func (a *acceptor) close() {
 	<-a.done
 }
 
+// detach stops the accept loop but keeps the listener open, for a reload
+// that hands the address over to another service, and returns it.
+func (a *acceptor) detach() *net.TCPListener {
+	close(a.stop)
+	_ = a.ln.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
+	<-a.done
+	_ = a.ln.SetDeadline(time.Time{})
+	return a.ln
+}
+
 // acceptLoop accepts until the listener is closed. It never returns on any
 // other error: it backs off, counts, logs at a bounded rate and tries again,
 // so running out of file descriptors degrades service instead of ending it.

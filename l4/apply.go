@@ -66,9 +66,24 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 			checkers[sc.Name] = ch
 		}
 	}
+	// A fixed address that another service gives up (removed, or moved
+	// elsewhere) is handed over with its listener instead of re-opened.
+	byAddr := map[string]*acceptor{}
+	for _, s := range r.services {
+		if a := r.acceptors[s]; a != nil && fixedPort(s.listenAddr) {
+			byAddr[s.listenAddr] = a
+		}
+	}
+	handoff := map[string]*acceptor{}
+	handedOff := map[*acceptor]bool{}
 	listeners := map[string]*net.TCPListener{}
 	for _, sc := range cfg.Services {
 		if old := r.services[sc.Name]; old != nil && old.listenAddr == sc.Listen {
+			continue
+		}
+		if a := byAddr[sc.Listen]; a != nil {
+			handoff[sc.Name] = a
+			handedOff[a] = true
 			continue
 		}
 		ln, err := listen(sc.Listen)
@@ -164,8 +179,17 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 		s.set.Store(set)
 		s.pruneRemoved()
 
-		if ln := listeners[sc.Name]; ln != nil {
-			if a := r.acceptors[s]; a != nil {
+		ln := listeners[sc.Name]
+		if a := handoff[sc.Name]; a != nil {
+			ln = a.detach()
+			for o, oa := range r.acceptors {
+				if oa == a {
+					delete(r.acceptors, o)
+				}
+			}
+		}
+		if ln != nil {
+			if a := r.acceptors[s]; a != nil && !handedOff[a] {
 				closing = append(closing, a)
 			}
 			r.acceptors[s] = s.startAcceptor(ln)
@@ -181,7 +205,9 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 		}
 		rl.ServicesRemoved = append(rl.ServicesRemoved, name)
 		if a := r.acceptors[s]; a != nil {
-			closing = append(closing, a)
+			if !handedOff[a] {
+				closing = append(closing, a)
+			}
 			delete(r.acceptors, s)
 		}
 		drain := s.cfg.Load().Timeouts.Drain
@@ -257,6 +283,12 @@ func sameServiceSettings(a, b *config.Service) bool {
 	x, y := *a, *b
 	x.Backends, y.Backends = nil, nil
 	return reflect.DeepEqual(x, y)
+}
+
+// fixedPort reports whether a listen address names its port (not 0).
+func fixedPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != "0" && port != ""
 }
 
 func backendKey(name, address string) string { return name + "\x00" + address }

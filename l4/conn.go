@@ -143,19 +143,3 @@ func (c *proxyConn) finish() ending {
 	}
 	return endNone
 }
-
-// ended reports how the connection ended so far (endNone while it runs).
-func (c *proxyConn) ended() ending {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.why != endNone {
-		return c.why
-	}
-	return c.firstFIN
-}
-
-func (c *proxyConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}

@@ -212,3 +212,42 @@ func TestOperatorState(t *testing.T) {
 		t.Fatalf("restored a: weight %d", v.Weight)
 	}
 }
+
+// TestReloadHandsAddressOver: a fixed address that one service gives up and
+// another takes in the same reload moves with its listener (no
+// "address already in use"); two services can swap addresses.
+func TestReloadHandsAddressOver(t *testing.T) {
+	a := startBackend(t, sayName("a"))
+	b := startBackend(t, sayName("b"))
+	p1, p2 := closedPort(t), closedPort(t)
+	one := testService("one", be("a", a.addr))
+	one.Listen = p1
+	two := testService("two", be("b", b.addr))
+	two.Listen = p2
+	rt, _ := startRuntime(t, testConfig(one, two))
+	if got := readName(t, rt, "one", 1); got != "a" {
+		t.Fatalf("one: %q", got)
+	}
+
+	// Swap the addresses.
+	one.Listen, two.Listen = p2, p1
+	if _, err := rt.Apply(testConfig(one, two)); err != nil {
+		t.Fatalf("swapping addresses: %v", err)
+	}
+	if rt.Addr("one").String() != p2 || rt.Addr("two").String() != p1 {
+		t.Fatalf("after the swap one=%s two=%s", rt.Addr("one"), rt.Addr("two"))
+	}
+	if got := readName(t, rt, "two", 1); got != "b" {
+		t.Fatalf("two after the swap: %q", got)
+	}
+
+	// Rename: "uno" takes over one's address as "one" goes away.
+	uno := testService("uno", be("a", a.addr))
+	uno.Listen = p2
+	if _, err := rt.Apply(testConfig(uno, two)); err != nil {
+		t.Fatalf("renaming: %v", err)
+	}
+	if got := readName(t, rt, "uno", 1); got != "a" || rt.Addr("uno").String() != p2 {
+		t.Fatalf("uno: %q on %s", got, rt.Addr("uno"))
+	}
+}

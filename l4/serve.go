@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"context"
 	"errors"
 	"net"
 	"time"
@@ -29,7 +28,6 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		psrc, pdst, err := readProxyHeader(client, cfg.Timeouts.Connect)
 		if err != nil {
 			s.rejected.proxyHeader.Add(1)
-			c.abort(endNone, false)
 			c.finish()
 			if cfg.accessLog {
 				s.logRejected(src, "rejected: proxy_header", 0, start, err)
@@ -51,7 +49,6 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		} else {
 			s.rejected.connectFailed.Add(1)
 		}
-		c.abort(endNone, false)
 		c.finish()
 		if ok, n := s.dialLog.allow(time.Now()); ok {
 			s.r.log.Warn().Err(err).Str("service", s.name).Str("client", addrString(src)).
@@ -63,10 +60,10 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		return
 	}
 	defer be.release()
-	if !c.attach(conn) {
+	if !c.attach(conn) { // aborted (shutdown) while connecting
 		_ = conn.Close()
 		if cfg.accessLog {
-			s.logClosed(src, be, attempts, c, endShutdown, start)
+			s.logClosed(src, be, attempts, c, c.finish(), start)
 		}
 		return
 	}
@@ -142,14 +139,4 @@ func (s *service) logRejected(client net.Addr, end string, attempts int, start t
 		e = e.Err(err)
 	}
 	e.Msg("connection closed")
-}
-
-// contextDone reports whether ctx ended, without blocking.
-func contextDone(ctx context.Context) bool {
-	select {
-	case <-ctx.Done():
-		return true
-	default:
-		return false
-	}
 }
