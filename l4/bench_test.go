@@ -201,3 +201,50 @@ func TestSlowStartRamps(t *testing.T) {
 		t.Fatalf("state %s", got.State)
 	}
 }
+
+// BenchmarkConnectionRate: connect, send one small message, read the echo,
+// close; directly, through l4 and through the obvious io.Copy proxy.
+func BenchmarkConnectionRate(b *testing.B) {
+	srv := startBackend(b, echo)
+	sc := testService("s", be("echo", srv.addr))
+	cfg := testConfig(sc)
+	cfg.Log.AccessLog = false
+	rt, _ := startRuntime(b, cfg)
+	plain := startBackend(b, func(c *net.TCPConn) {
+		up, err := net.Dial("tcp", srv.addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(c, up)
+			_ = c.CloseWrite()
+			close(done)
+		}()
+		_, _ = io.Copy(up, c)
+		_ = up.(*net.TCPConn).CloseWrite()
+		<-done
+	})
+	targets := map[string]string{"direct": srv.addr, "l4": rt.Addr("s").String(), "plain": plain.addr}
+	for _, name := range []string{"direct", "l4", "plain"} {
+		b.Run(name, func(b *testing.B) {
+			msg := []byte("hello")
+			buf := make([]byte, len(msg))
+			for b.Loop() {
+				c, err := net.Dial("tcp", targets[name])
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(testTimeout))
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Close()
+			}
+		})
+	}
+}
