@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -247,12 +248,24 @@ func (s *Server) renderBackend(c echo.Context, svc string, b status.Backend) err
 	return s.render(c, http.StatusOK, "backend", v)
 }
 
+// renderBuffers are reused: the page of 1 000 backends is about 2 MB, and
+// growing a fresh buffer to that size each time was most of a render's cost.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps one huge page from pinning its buffer forever.
+const maxPooledBuffer = 16 << 20
+
 // render executes a template into a buffer first, so a failing template never
 // sends half a page.
 func (s *Server) render(c echo.Context, code int, name string, data any) error {
-	var buf bytes.Buffer
-	buf.Grow(16 << 10)
-	if err := s.pages.ExecuteTemplate(&buf, name, data); err != nil {
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			buf.Reset()
+			renderBuffers.Put(buf)
+		}
+	}()
+	if err := s.pages.ExecuteTemplate(buf, name, data); err != nil {
 		return fmt.Errorf("rendering %s: %w", name, err)
 	}
 	return writeHTML(c, code, buf.Bytes())

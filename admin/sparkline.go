@@ -2,15 +2,18 @@ package admin
 
 import (
 	"html/template"
+	"math"
 	"slices"
 	"strconv"
 	"time"
 )
 
-// Sparkline geometry, in SVG user units (CSS pixels at scale 1).
+// Sparkline geometry, in SVG user units (CSS pixels at scale 1). Samples are
+// sparkStep apart, so x is always an integer and the markup stays small.
 const (
-	sparkW = 120
-	sparkH = 28
+	sparkStep = 2
+	sparkW    = sparkStep * (historyLen - 1)
+	sparkH    = 28
 )
 
 // sparkline renders samples as an inline SVG: throughput as a filled area and
@@ -19,19 +22,15 @@ const (
 // and peak values. It is built from numbers only, so it is safe as HTML.
 func sparkline(p *points, every time.Duration) template.HTML {
 	buf := make([]byte, 0, 1536)
-	buf = append(buf, `<svg class="spark" viewBox="0 0 120 28" width="120" height="28" role="img" aria-label="`...)
-	title := sparkTitle(p, every)
-	buf = append(buf, title...)
-	buf = append(buf, `"><title>`...)
-	buf = append(buf, title...)
+	buf = append(buf, `<svg class="spark" viewBox="0 0 118 28" width="118" height="28" role="img"><title>`...)
+	buf = append(buf, sparkTitle(p, every)...)
 	buf = append(buf, `</title>`...)
 	n := len(p.active)
 	if n == 0 {
-		buf = append(buf, `<line class="spark-empty" x1="0" y1="27" x2="120" y2="27"/></svg>`...)
+		buf = append(buf, `<line class="spark-empty" x1="0" y1="27" x2="118" y2="27"/></svg>`...)
 		return template.HTML(buf)
 	}
-	step := float64(sparkW) / float64(historyLen-1)
-	x := func(i int) float64 { return float64(sparkW) - float64(n-1-i)*step }
+	x := func(i int) int { return sparkW - (n-1-i)*sparkStep }
 	rateMax := float64(slices.Max(p.rate))
 	activeMax := float64(slices.Max(p.active))
 	y := func(v float32, peak float64) float64 {
@@ -53,7 +52,7 @@ func sparkline(p *points, every time.Duration) template.HTML {
 	}
 	buf = append(buf, `<polyline class="spark-active" points="`...)
 	if n == 1 { // one sample: a short flat stroke so it shows
-		buf = appendPoint(buf, x(0)-step, y(p.active[0], activeMax))
+		buf = appendPoint(buf, x(0)-sparkStep, y(p.active[0], activeMax))
 		buf = append(buf, ' ')
 	}
 	for i, v := range p.active {
@@ -66,10 +65,16 @@ func sparkline(p *points, every time.Duration) template.HTML {
 	return template.HTML(buf)
 }
 
-func appendPoint(buf []byte, x, y float64) []byte {
-	buf = strconv.AppendFloat(buf, x, 'f', 1, 64)
+// appendPoint writes "x,y" with y to a tenth of a unit, and no ".0".
+func appendPoint(buf []byte, x int, y float64) []byte {
+	buf = strconv.AppendInt(buf, int64(x), 10)
 	buf = append(buf, ',')
-	return strconv.AppendFloat(buf, y, 'f', 1, 64)
+	tenths := int64(math.Round(y * 10))
+	buf = strconv.AppendInt(buf, tenths/10, 10)
+	if d := tenths % 10; d != 0 {
+		buf = append(buf, '.', byte('0'+d))
+	}
+	return buf
 }
 
 // sparkTitle describes the series in words, for the tooltip and screen readers.

@@ -99,7 +99,7 @@
     if (e.defaultPrevented || !form.matches('form[hx-post]')) return;
     e.preventDefault();
     htmx.ajax('POST', form.getAttribute('hx-post'), {
-      source: form, target: form.closest('tbody') || form, swap: 'outerHTML',
+      source: form, target: form.closest('tbody.backend') || form, swap: 'outerHTML',
     });
   });
 
