@@ -163,3 +163,38 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// BenchmarkTCPCheck is one connect-only check against a loopback listener:
+// mostly the kernel's handshake, for both ends.
+func BenchmarkTCPCheck(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	c, err := NewChecker(CheckSettings{Type: "tcp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Check(ctx, l.Addr().String()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	l.Close()
+	<-done
+}
