@@ -106,6 +106,8 @@ func (m *Monitor) Add(t Target) {
 
 // Remove stops probing id and waits for its check in flight, if any, to end
 // (it is cancelled, and its result is not recorded). Unknown IDs are ignored.
+// A listener of the target's Status must not call it for that target: the
+// check that delivers the change would wait for itself.
 func (m *Monitor) Remove(id string) {
 	m.mu.Lock()
 	p := m.probers[id]
