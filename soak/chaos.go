@@ -143,9 +143,9 @@ func (c *chaos) kill() bool {
 	if !ok {
 		return false
 	}
-	start := time.Now()
+	f := c.faults.Begin(i, FaultKilled, time.Now())
 	n := c.backends[i].Kill()
-	c.faults.Add(Fault{Backend: i, Kind: FaultKilled, Start: start, End: time.Now()})
+	c.faults.End(f, time.Now())
 	down := time.Duration(300+c.rng.IntN(2200)) * time.Millisecond
 	c.restartAt[i] = time.Now().Add(down)
 	c.logf("killed backend %d (%d connections reset), down for %v", i, n, down)
@@ -202,9 +202,9 @@ func (c *chaos) disconnect() bool {
 	if i == 0 {
 		want = []int{http.StatusOK}
 	}
-	start := time.Now()
+	f := c.faults.Begin(i, FaultDisconnected, time.Now())
 	code, body, _ := c.admin.Do(Request{Method: http.MethodPost, Path: c.backendPath(i) + "/disconnect", Want: want})
-	c.faults.Add(Fault{Backend: i, Kind: FaultDisconnected, Start: start, End: time.Now()})
+	c.faults.End(f, time.Now())
 	c.logf("disconnect backend %d: %d %s", i, code, shorten(string(body), 40))
 	return true
 }

@@ -41,12 +41,24 @@ type FaultLog struct {
 // NewFaultLog returns an empty journal.
 func NewFaultLog() *FaultLog { return &FaultLog{} }
 
-// Add records a fault.
-func (f *FaultLog) Add(x Fault) {
+// Begin records a fault that starts now and has not ended yet, so that
+// connections it breaks while it is under way find it; End closes it.
+func (f *FaultLog) Begin(backend int, kind FaultKind, at time.Time) (index int) {
 	f.mu.Lock()
-	f.faults = append(f.faults, x)
+	defer f.mu.Unlock()
+	f.faults = append(f.faults, Fault{Backend: backend, Kind: kind, Start: at, End: farFuture})
+	return len(f.faults) - 1
+}
+
+// End records when the fault Begin returned index for was over.
+func (f *FaultLog) End(index int, at time.Time) {
+	f.mu.Lock()
+	f.faults[index].End = at
 	f.mu.Unlock()
 }
+
+// farFuture is the end of a fault still under way.
+var farFuture = time.Unix(1<<40, 0)
 
 // Blame returns the kind of a fault that may have broken a connection that
 // was opened at started and broke at broke: a fault on backend (any backend

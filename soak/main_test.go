@@ -17,6 +17,7 @@ var (
 	soakSeed      = flag.Uint64("soak.seed", 0, "seed of TestSoak's clients and chaos (0 = from the clock)")
 	soakVerbose   = flag.Bool("soak.verbose", false, "log every chaos action of TestSoak")
 	binaryFlag    = flag.String("soak.binary", "", "use this balance-l4 binary instead of building one")
+	soakOutput    = flag.String("soak.output", "", "write balance-l4's whole output in TestSoak to this file")
 )
 
 // binary is the balance-l4 under test, built once in TestMain.

@@ -3,6 +3,7 @@ package soak
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,9 +39,18 @@ func Build(moduleDir, out string) error {
 
 // Start runs binary with args; stdout and stderr both go to the in-memory log.
 func Start(binary string, args ...string) (*Process, error) {
+	return StartTee(nil, binary, args...)
+}
+
+// StartTee is Start that also copies the output to tee, when it is not nil.
+func StartTee(tee io.Writer, binary string, args ...string) (*Process, error) {
 	p := &Process{cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	p.cmd.Stdout = &p.out
-	p.cmd.Stderr = &p.out
+	var out io.Writer = &p.out
+	if tee != nil {
+		out = io.MultiWriter(&p.out, tee)
+	}
+	p.cmd.Stdout = out
+	p.cmd.Stderr = out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", binary, err)
 	}

@@ -48,6 +48,7 @@ type Options struct {
 	MaxPayload int           // largest payload in bytes; 0 = 4 MiB (the smallest is 1 KiB)
 	Seed       uint64        // 0 = from the clock; printed in the summary
 	Progress   io.Writer     // one line per phase and chaos action; nil = discard
+	Output     io.Writer     // a copy of balance-l4's whole output; nil = none (the summary keeps its tail)
 }
 
 func (o *Options) defaults() error {
@@ -188,6 +189,14 @@ func Run(o Options) (*Summary, error) {
 		r.tally.addProblem("measuring after settling: %v", err)
 	}
 	r.logf("after settling: fds %v, goroutines %d", s.FDsAfter, s.GoroutinesAfter)
+	var counters map[string]any
+	if err := r.admin.GetJSON("/api/v1/services/"+serviceName, &counters); err == nil {
+		for _, k := range []string{"total_connections", "rejected_connections", "rejected", "retries"} {
+			if v, ok := counters[k]; ok {
+				s.ServiceCounters += fmt.Sprintf("%s=%v ", k, v)
+			}
+		}
+	}
 	s.Alive = r.proc.Alive()
 	if code := r.proc.Stop(15 * time.Second); code != 0 {
 		r.tally.addProblem("balance-l4 exited with %d on SIGTERM, want 0", code)
@@ -232,7 +241,7 @@ func (r *run) startProcess() error {
 	if err := writeAtomically(r.path, r.spec.TOML()); err != nil {
 		return err
 	}
-	if r.proc, err = Start(r.o.Binary, "-config", r.path); err != nil {
+	if r.proc, err = StartTee(r.o.Output, r.o.Binary, "-config", r.path); err != nil {
 		return err
 	}
 	r.admin = NewAdminClient(adminAddr, r.spec.Token)
@@ -336,8 +345,17 @@ func (r *run) restore() {
 	r.logf("restored the original configuration, undrained all, weights 1")
 }
 
-// settle waits up to 30 s for the process to be idle again.
+// settle sends a few connections through every backend (a circuit left
+// half-open by the chaos closes only after a successful trial connection),
+// then waits up to 30 s for the process to be idle again.
 func (r *run) settle() bool {
+	rng := rand.New(rand.NewPCG(r.o.Seed, 2))
+	buf := make([]byte, 64<<10)
+	time.Sleep(time.Second) // restarted backends pass their health checks
+	for range 3 * len(r.backends) {
+		a := exchange(r.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+		r.tally.record(a)
+	}
 	if err := r.waitIdle(30 * time.Second); err != nil {
 		r.tally.addProblem("settling: %v", err)
 		return false

@@ -2,6 +2,7 @@ package soak
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,17 @@ func TestSoak(t *testing.T) {
 	if *soakVerbose {
 		progress = testWriter{t}
 	}
+	var output io.Writer
+	if *soakOutput != "" {
+		f, err := os.Create(*soakOutput)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		output = f
+	}
 	s, err := Run(Options{
+		Output:    output,
 		Binary:    balanceBinary,
 		Dir:       t.TempDir(),
 		Duration:  *soakDuration,

@@ -43,8 +43,9 @@ type Summary struct {
 	GoroutinesIdle  int
 	GoroutinesPeak  int
 	GoroutinesAfter int
-	Settled         bool // active connections back to 0, every backend healthy
-	Alive           bool // the process was still running at the end
+	ServiceCounters string // the service's own counters from the admin API, at the end
+	Settled         bool   // active connections back to 0, every backend healthy
+	Alive           bool   // the process was still running at the end
 
 	Problems []string // details of what missed a target, first ones only
 }
@@ -103,6 +104,7 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  fds idle                 %v\n", s.FDsIdle)
 	fmt.Fprintf(&b, "  fds after settling       %v (splice pipes are pooled by the Go runtime and not judged)\n", s.FDsAfter)
 	fmt.Fprintf(&b, "  goroutines               idle %d, peak %d, after settling %d\n", s.GoroutinesIdle, s.GoroutinesPeak, s.GoroutinesAfter)
+	fmt.Fprintf(&b, "  balance-l4's counters    %s\n", s.ServiceCounters)
 	fmt.Fprintf(&b, "  settled %v, alive %v\n", s.Settled, s.Alive)
 	if f := s.Failures(); len(f) > 0 {
 		fmt.Fprintf(&b, "  TARGETS MISSED:\n")
