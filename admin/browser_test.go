@@ -348,6 +348,13 @@ func TestBrowserScreenshot(t *testing.T) {
 	if err := waitJS(ctx, `document.querySelectorAll('tbody.backend').length === 12 && document.querySelectorAll('svg.spark polyline').length >= 12`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Show one event history, as an operator looking into a failure would.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tbody.backend[data-key="web/web-c"] .events-toggle`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitJS(ctx, `document.querySelector('tbody.backend[data-key="web/web-c"] tr.events') !== null`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	screenshot(t, ctx, "dashboard.png", os.Getenv("BALANCE_SCREENSHOT"))
 
 	// Phone width: no horizontal scrolling of the page, and no table either:
