@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.SetOutput(stderr)
 	fs.IntVar(&f.runs, "runs", 3, "interleaved repetitions of every measurement (medians are reported)")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "length of each timed load")
-	fs.BoolVar(&f.quick, "quick", false, "smoke test: 1 run of 1 s, 1 000 idle connections, short control-plane windows")
+	fs.BoolVar(&f.quick, "quick", false, "smoke test: 1 run of 1 s, 1 000 idle connections unless -idle says, short control-plane windows")
 	peers := fs.String("peers", peer.DefaultSet, "comma-separated peers to compare")
 	idle := fs.String("idle", "3000,9000", "comma-separated counts of idle connections to hold")
 	loads := fs.String("loads", strings.Join(suite.Loads, ","), "comma-separated loads to run")
@@ -127,7 +127,12 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return f, errors.New("-loads: no load named")
 	}
 	if f.quick {
-		f.runs, f.duration, f.idle = 1, time.Second, []int{1000}
+		f.runs, f.duration = 1, time.Second
+		idleSet := false
+		fs.Visit(func(fl *flag.Flag) { idleSet = idleSet || fl.Name == "idle" })
+		if !idleSet {
+			f.idle = []int{1000}
+		}
 	}
 	return f, nil
 }
@@ -188,6 +193,9 @@ func bench(ctx context.Context, f flags, args []string, stdout, stderr io.Writer
 		peers = append(peers, p)
 	}
 	opts := suite.Options{Runs: f.runs, Duration: f.duration, ConnRateWorkers: f.workers, IdleCounts: f.idle, Loads: f.loads, Log: stderr}
+	if f.quick {
+		opts.Settle = 100 * time.Millisecond
+	}
 	res, err := suite.Run(ctx, opts, peers)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ func TestQuickRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-quick", "-peers", "direct,go-proxy", "-control-plane=false", "-out", out}, &stdout, &stderr, child.TestSpawner())
+	code := run(context.Background(), []string{"-quick", "-idle", "300", "-peers", "direct,go-proxy", "-control-plane=false", "-out", out}, &stdout, &stderr, child.TestSpawner())
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
@@ -48,10 +48,10 @@ func TestQuickRun(t *testing.T) {
 		regexp.MustCompile(`\| connections/s \(8 workers\) \| [0-9 ]+ \| [0-9 ]+ \([0-9.]+ d\) \|`),
 		regexp.MustCompile(`\| proxy CPU per connection, µs \| – \| [0-9 ]+ \|`),
 		regexp.MustCompile(`\| 32 conns ping-pong, p99 µs \| [0-9 ]+ \| [0-9 ]+ \([0-9.]+ d\) \|`),
-		regexp.MustCompile(`\| idle 1000: connections held \| 1 000 \| 1 000 \|`),
-		regexp.MustCompile(`\| idle 1000: fds per connection \| – \| [0-9.]+ \|`),
+		regexp.MustCompile(`\| idle 300: connections held \| 300 \| 300 \|`),
+		regexp.MustCompile(`\| idle 300: fds per connection \| – \| [0-9.]+ \|`),
 		regexp.MustCompile(`- none: every connection of every load succeeded`),
-		regexp.MustCompile("command: `go run ./bench/cmd/l4bench -quick -peers direct,go-proxy -control-plane=false -out "),
+		regexp.MustCompile("command: `go run ./bench/cmd/l4bench -quick -idle 300 -peers direct,go-proxy -control-plane=false -out "),
 	} {
 		if !want.MatchString(md) {
 			t.Errorf("report lacks %v:\n%s", want, md)
