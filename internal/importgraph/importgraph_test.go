@@ -24,7 +24,7 @@ var forbidden = map[string][]string{
 	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus"},
 	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo"},
 	"web":        {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "admin", "status"},
-	"app":        {"demo", "web"},
+	"app":        {"demo"},
 	"demo":       {"l4", "app", "admin", "config", "health", "resilience", "balance", "proxyproto", "web", "status"},
 }
 
