@@ -236,7 +236,7 @@ func (r Report) writeControlPlane(b *strings.Builder) {
 	if r.DashboardErr != "" {
 		fmt.Fprintf(b, "| dashboard at scale | not measured: %s |\n", oneLine(r.DashboardErr))
 	}
-	b.WriteString("\nLateness is how much older than the interval each backend's last check was when the API was read (a lower bound, short by at most the API's response time).\n\n")
+	b.WriteString("\nLateness: how much older than the interval each backend's last check (its start time) was when the API was read; a lower bound, short by at most the API's response time. balance-l4 stretches or shrinks each interval by up to 10 % on purpose, so up to a tenth of the interval is by design.\n\n")
 }
 
 func ms(d time.Duration) string {
