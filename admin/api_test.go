@@ -14,8 +14,8 @@ import (
 func TestHealthz(t *testing.T) {
 	f := newFixture(t, "")
 	rec := f.request("GET", "/healthz", "")
-	if rec.Code != http.StatusOK || rec.Body.String() != "ok" {
-		t.Fatalf("GET /healthz = %d %q, want 200 ok", rec.Code, rec.Body)
+	if rec.Code != http.StatusOK || rec.Body.String() != "ok" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET /healthz = %d %q (%s), want 200 ok as text", rec.Code, rec.Body, rec.Header().Get("Content-Type"))
 	}
 }
 

@@ -35,7 +35,6 @@ func parsePages() (*template.Template, error) {
 // pageView is the whole page.
 type pageView struct {
 	Filter   string
-	Auth     bool
 	HtmxURL  string
 	CSSURL   string
 	JSURL    string
@@ -120,7 +119,6 @@ type eventView struct {
 func (s *Server) dashboard(c echo.Context) error {
 	v := pageView{
 		Filter:   c.QueryParam("q"),
-		Auth:     s.auth.set,
 		HtmxURL:  s.assets.url("htmx.min.js"),
 		CSSURL:   s.assets.url("dashboard.css"),
 		JSURL:    s.assets.url("dashboard.js"),

@@ -261,5 +261,4 @@ func BenchmarkDashboard(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(size)/1024, "KiB/page")
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/page")
 }

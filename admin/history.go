@@ -96,13 +96,14 @@ func (h *history) record(at time.Time, svcs []status.Service) {
 	}
 }
 
+// add appends a sample. The rate is 0 for the first sample and when the byte
+// counter went down (a backend replaced under the same name): it restarts
+// from there.
 func (sr *series) add(gen uint64, at time.Time, active, bytes int64) {
 	var rate float32
 	if !sr.lastAt.IsZero() && at.After(sr.lastAt) && bytes >= sr.lastBytes {
 		rate = float32(float64(bytes-sr.lastBytes) / at.Sub(sr.lastAt).Seconds())
 	}
-	// A counter that went down (a backend replaced under the same name)
-	// restarts the rate from this sample.
 	sr.active[sr.head] = float32(active)
 	sr.rate[sr.head] = rate
 	sr.head = (sr.head + 1) % historyLen
@@ -112,7 +113,7 @@ func (sr *series) add(gen uint64, at time.Time, active, bytes int64) {
 	sr.gen = gen
 }
 
-// points copies a series' samples into dst, oldest first.
+// points holds a series' samples, oldest first; callers reuse one value.
 type points struct {
 	active, rate []float32
 }
@@ -131,6 +132,7 @@ func (h *history) service(name string, dst *points) {
 	h.services[name].copyTo(dst)
 }
 
+// copyTo copies the samples into dst, oldest first; a nil series has none.
 func (sr *series) copyTo(dst *points) {
 	dst.active, dst.rate = dst.active[:0], dst.rate[:0]
 	if sr == nil {
