@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/balancel4/balance-l4/resilience"
@@ -65,14 +66,21 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 			s.retries.Add(1)
 		}
 		conn, err := dialBackend(ctx, cfg.dialer, b.address)
-		br.Done(att, err == nil)
+		local := err != nil && isLocalDialError(err)
+		if local {
+			br.Cancel(att) // our own shortage says nothing about the backend
+		} else {
+			br.Done(att, err == nil)
+		}
 		if err == nil {
 			b.total.Add(1)
 			return b, conn, attempts, nil
 		}
 		b.release()
-		b.failed.Add(1)
-		s.recordPassive(b, false)
+		if !local {
+			b.failed.Add(1)
+			s.recordPassive(b, false)
+		}
 		if ok, n := s.attemptLog.allow(time.Now()); ok {
 			s.r.log.Warn().Err(err).Str("service", s.name).Str("backend", b.name).Int("attempt", attempts).
 				Int64("suppressed", n).Msg("connect attempt failed")
@@ -103,4 +111,14 @@ func dialBackend(ctx context.Context, d *net.Dialer, addr string) (*net.TCPConn,
 		return nil, fmt.Errorf("dialing backend %s: not a TCP connection", addr)
 	}
 	return tc, nil
+}
+
+// isLocalDialError reports whether a dial failed for want of a local resource
+// (file descriptors, buffers, ephemeral ports) rather than because of the
+// backend. Such a failure must not count against the backend: under fd
+// exhaustion every healthy backend would otherwise be taken out of rotation.
+func isLocalDialError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
 }

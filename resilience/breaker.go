@@ -305,6 +305,21 @@ func (b *Breaker) Done(a Attempt, success bool) {
 	}
 }
 
+// Cancel ends an attempt Allow admitted without an outcome: the attempt says
+// nothing about the backend (it failed for a local reason, such as running out
+// of file descriptors). A half-open trial gives its slot back; nothing else
+// changes.
+func (b *Breaker) Cancel(a Attempt) {
+	if b == nil || a.gen == 0 || !a.trial {
+		return
+	}
+	b.mu.Lock()
+	if w := breakerWord(b.word.Load()); w.gen() == a.gen && b.trials.Load() > 0 {
+		b.trials.Add(-1)
+	}
+	b.mu.Unlock()
+}
+
 // openAfterFailure records a failure that may complete the streak, under the
 // mutex because it may open the breaker.
 func (b *Breaker) openAfterFailure(a Attempt) {
