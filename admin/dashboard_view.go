@@ -1,0 +1,265 @@
+package admin
+
+import (
+	"fmt"
+	"html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/balancel4/balance-l4/status"
+)
+
+// The dashboard's view models: everything the templates show, formatted
+// here, so the templates hold no logic beyond loops and conditions.
+
+// pageView is the whole page.
+type pageView struct {
+	Filter   string
+	HtmxURL  string
+	CSSURL   string
+	JSURL    string
+	IconURL  string
+	Overview overviewView
+}
+
+// overviewView is what the poll refreshes: every service.
+type overviewView struct {
+	Updated  string
+	Services []serviceView
+	Backends int
+	Up       int
+	Down     int
+	Draining int
+}
+
+type serviceView struct {
+	Name          string
+	Listen        string
+	Algorithm     string
+	Active        string
+	Total         string
+	Rejected      string
+	RejectedTitle string
+	Retries       string
+	Summary       string
+	Spark         template.HTML
+	Backends      []backendView
+}
+
+type backendView struct {
+	Service    string
+	Name       string
+	Address    string
+	Key        string // service/backend, as the page's "open" parameter names it
+	URL        string // /ui/services/{service}/backends/{backend}, escaped
+	Backup     bool
+	State      string // healthy | unhealthy | draining
+	Badge      string // "UP 0/3", "DOWN 1/2", "DRAINING", "DRAINED"
+	BadgeClass string // up | warn | down | drain
+	BadgeTitle string
+	Health     string // the checks' verdict while draining, else ""
+	Reason     string
+	Circuit    string
+	CircuitCls string
+	Weight     int
+	WeightNote string
+	Active     string
+	Total      string
+	Failed     string
+	ErrorRate  string
+	BytesIn    string
+	BytesOut   string
+	Check      *checkView
+	Since      string
+	SinceTitle string
+	Spark      template.HTML
+	Draining   bool
+	Eligible   bool
+	Filter     string
+	Open       bool
+	Events     []eventView
+}
+
+type checkView struct {
+	OK       bool
+	Duration string
+	Error    string
+	Ago      string
+	Time     string
+}
+
+type eventView struct {
+	Time   string
+	Ago    string
+	From   string
+	To     string
+	Reason string
+}
+
+func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewView {
+	now := s.now()
+	ov := overviewView{Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
+	var p points
+	for i := range svcs {
+		sv := &svcs[i]
+		v := serviceView{
+			Name:      sv.Name,
+			Listen:    sv.Listen,
+			Algorithm: strings.ReplaceAll(sv.Algorithm, "_", " "),
+			Active:    humanCount(sv.ActiveConnections),
+			Total:     humanCount(sv.TotalConnections),
+			Rejected:  humanCount(sv.RejectedConnections),
+			Retries:   humanCount(sv.Retries),
+			Backends:  make([]backendView, 0, len(sv.Backends)),
+		}
+		var reasons []string
+		for _, r := range sv.Rejected.Reasons() {
+			if r.Count > 0 {
+				reasons = append(reasons, strings.ReplaceAll(r.Reason, "_", " ")+" "+humanCount(r.Count))
+			}
+		}
+		v.RejectedTitle = "no rejections"
+		if len(reasons) > 0 {
+			v.RejectedTitle = strings.Join(reasons, ", ")
+		}
+		var up, eligible, draining, down int
+		for j := range sv.Backends {
+			b := &sv.Backends[j]
+			v.Backends = append(v.Backends, s.backendView(sv.Name, b, open, now, &p))
+			switch b.State {
+			case "healthy":
+				up++
+			case "draining":
+				draining++
+			default:
+				down++
+			}
+			if b.Eligible {
+				eligible++
+			}
+		}
+		v.Summary = fmt.Sprintf("%d backend%s · %d eligible", len(sv.Backends), plural(len(sv.Backends)), eligible)
+		if down > 0 {
+			v.Summary += fmt.Sprintf(" · %d down", down)
+		}
+		if draining > 0 {
+			v.Summary += fmt.Sprintf(" · %d draining", draining)
+		}
+		s.history.service(sv.Name, &p)
+		v.Spark = sparkline(&p, s.every)
+		ov.Services = append(ov.Services, v)
+		ov.Backends += len(sv.Backends)
+		ov.Up += up
+		ov.Down += down
+		ov.Draining += draining
+	}
+	return ov
+}
+
+func (s *Server) backendView(svc string, b *status.Backend, open map[string]bool, now time.Time, p *points) backendView {
+	key := svc + "/" + b.Name
+	v := backendView{
+		Service:  svc,
+		Name:     b.Name,
+		Address:  b.Address,
+		Key:      key,
+		URL:      "/ui/services/" + url.PathEscape(svc) + "/backends/" + url.PathEscape(b.Name),
+		Backup:   b.Backup,
+		State:    b.State,
+		Reason:   b.Reason,
+		Circuit:  strings.ReplaceAll(b.Circuit, "_", "-"),
+		Weight:   b.Weight,
+		Active:   humanCount(b.ActiveConnections),
+		Total:    humanCount(b.TotalConnections),
+		Failed:   humanCount(b.FailedConnections),
+		BytesIn:  humanBytes(b.BytesIn),
+		BytesOut: humanBytes(b.BytesOut),
+		Draining: b.State == "draining",
+		Eligible: b.Eligible,
+		Open:     open[key],
+	}
+	if b.ErrorRate > 0 {
+		v.ErrorRate = strconv.FormatFloat(b.ErrorRate*100, 'f', 0, 64) + "%"
+	}
+	v.Badge, v.BadgeClass, v.BadgeTitle = stateBadge(b)
+	if v.Draining {
+		h, _, _ := healthBadge(b)
+		v.Health = "checks " + strings.ToLower(h)
+	}
+	switch b.Circuit {
+	case "open":
+		v.CircuitCls = "down"
+	case "half_open":
+		v.CircuitCls = "warn"
+	default:
+		v.CircuitCls = "muted"
+	}
+	var notes []string
+	if b.ConfiguredWeight != b.Weight {
+		notes = append(notes, "file "+strconv.Itoa(b.ConfiguredWeight))
+	}
+	if b.Weight > 0 && b.EffectiveWeight > 0 && b.EffectiveWeight < float64(b.Weight) {
+		notes = append(notes, "ramping "+strconv.FormatFloat(b.EffectiveWeight/float64(b.Weight)*100, 'f', 0, 64)+"%")
+	}
+	v.WeightNote = strings.Join(notes, " · ")
+	if lc := b.LastCheck; lc != nil {
+		v.Check = &checkView{
+			OK:       lc.OK,
+			Duration: humanMillis(lc.DurationMS),
+			Error:    lc.Error,
+			Ago:      humanDuration(now.Sub(lc.Time)) + " ago",
+			Time:     lc.Time.Format(time.RFC3339),
+		}
+	}
+	if !b.LastChange.IsZero() {
+		v.Since = humanDuration(now.Sub(b.LastChange))
+		v.SinceTitle = "last state change " + b.LastChange.Format(time.RFC3339)
+	}
+	s.history.backend(svc, b.Name, p)
+	v.Spark = sparkline(p, s.every)
+	v.Filter = strings.ToLower(strings.Join([]string{svc, b.Name, b.Address, v.Badge, b.State, v.Circuit, b.Reason}, " "))
+	if v.Open {
+		v.Events = make([]eventView, 0, len(b.Events))
+		for _, e := range b.Events {
+			v.Events = append(v.Events, eventView{
+				Time:   e.Time.Format("2006-01-02 15:04:05"),
+				Ago:    humanDuration(now.Sub(e.Time)) + " ago",
+				From:   e.From,
+				To:     e.To,
+				Reason: e.Reason,
+			})
+		}
+	}
+	return v
+}
+
+// stateBadge says the backend's state HAProxy-style, with its position between
+// the thresholds: "UP 1/3" is healthy with 1 of the 3 failures that make it
+// unhealthy, "DOWN 1/2" unhealthy with 1 of the 2 successes that bring it back.
+func stateBadge(b *status.Backend) (text, class, title string) {
+	if b.State == "draining" {
+		if b.Drained {
+			return "DRAINED", "drain", "draining, no connection left: safe to remove"
+		}
+		return "DRAINING", "drain", "draining: takes no new connection; established ones continue"
+	}
+	return healthBadge(b)
+}
+
+func healthBadge(b *status.Backend) (text, class, title string) {
+	if b.Health == "unhealthy" {
+		return fmt.Sprintf("DOWN %d/%d", b.ConsecutiveSuccesses, b.HealthyThreshold), "down",
+			fmt.Sprintf("unhealthy: %d of %d consecutive successful checks needed to come back",
+				b.ConsecutiveSuccesses, b.HealthyThreshold)
+	}
+	class = "up"
+	if b.ConsecutiveFailures > 0 {
+		class = "warn"
+	}
+	return fmt.Sprintf("UP %d/%d", b.ConsecutiveFailures, b.UnhealthyThreshold), class,
+		fmt.Sprintf("healthy: %d of %d consecutive failed checks that make it unhealthy",
+			b.ConsecutiveFailures, b.UnhealthyThreshold)
+}
+
