@@ -262,4 +262,3 @@ func healthBadge(b *status.Backend) (text, class, title string) {
 		fmt.Sprintf("healthy: %d of %d consecutive failed checks that make it unhealthy",
 			b.ConsecutiveFailures, b.UnhealthyThreshold)
 }
-
