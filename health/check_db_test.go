@@ -28,7 +28,7 @@ func TestPostgresCheck(t *testing.T) {
 
 	// Redis waits for a line end that never comes.
 	rd := redisServer.Get(t)
-	wantErr(t, check(t, c, rd.Addr, 300*time.Millisecond), context.DeadlineExceeded, "reply to SSLRequest")
+	wantErr(t, check(t, c, rd.Addr, 500*time.Millisecond), context.DeadlineExceeded, "reply to SSLRequest")
 }
 
 func TestMySQLCheck(t *testing.T) {
@@ -44,11 +44,11 @@ func TestMySQLCheck(t *testing.T) {
 	// An HTTP server waits for a request: no greeting before the timeout.
 	hs := httptest.NewServer(http.NotFoundHandler())
 	defer hs.Close()
-	wantErr(t, check(t, c, hs.Listener.Addr().String(), 300*time.Millisecond), context.DeadlineExceeded, "MySQL greeting")
+	wantErr(t, check(t, c, hs.Listener.Addr().String(), 500*time.Millisecond), context.DeadlineExceeded, "MySQL greeting")
 
 	// PostgreSQL waits for a startup packet.
 	pg := postgresServer.Get(t)
-	wantErr(t, check(t, c, pg.Addr, 300*time.Millisecond), context.DeadlineExceeded, "MySQL greeting")
+	wantErr(t, check(t, c, pg.Addr, 500*time.Millisecond), context.DeadlineExceeded, "MySQL greeting")
 }
 
 // TestMySQLCheckErrPacket: a server that refuses at once (too many

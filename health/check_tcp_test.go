@@ -54,14 +54,14 @@ func TestTCPCheckExpectMismatchClosed(t *testing.T) {
 func TestTCPCheckExpectMismatchTimesOut(t *testing.T) {
 	addr := serve(t, reply("role: replica\r\n"))
 	c := mustChecker(t, CheckSettings{Type: "tcp", Send: []byte("ROLE\r\n"), Expect: "role: master"})
-	err := check(t, c, addr, 300*time.Millisecond)
+	err := check(t, c, addr, time.Second) // long enough for the reply to arrive first
 	wantErr(t, err, context.DeadlineExceeded, `waiting for "role: master"`, "role: replica")
 }
 
 func TestTCPCheckTimeoutOnSilentListener(t *testing.T) {
 	addr := serve(t, silent)
 	c := mustChecker(t, CheckSettings{Type: "tcp", Expect: "220 "})
-	err := check(t, c, addr, 200*time.Millisecond)
+	err := check(t, c, addr, 500*time.Millisecond)
 	wantErr(t, err, context.DeadlineExceeded, addr)
 }
 
