@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -223,13 +222,6 @@ func (b *EchoBackend) Kill() (reset int) {
 	return len(conns)
 }
 
-// Killed reports whether the backend is down.
-func (b *EchoBackend) Killed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ln == nil
-}
-
 // Restart listens again on the backend's address. The port was free since
 // Kill, so the kernel may have lent it to an outgoing connection meanwhile:
 // Restart retries for a while before it gives up.
@@ -271,13 +263,6 @@ func (b *EchoBackend) Unstall() (held int) {
 	return len(ids)
 }
 
-// Stalled reports whether the backend is stalling.
-func (b *EchoBackend) Stalled() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.release != nil
-}
-
 // Close stops the backend for good and waits for its goroutines.
 func (b *EchoBackend) Close() {
 	b.Unstall()
@@ -289,9 +274,4 @@ func (b *EchoBackend) Close() {
 func resetConn(c *net.TCPConn) {
 	c.SetLinger(0)
 	c.Close()
-}
-
-// isReset reports whether err is a connection reset or a broken pipe.
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
