@@ -93,7 +93,6 @@ func Start(o Options) (*App, error) {
 		if o.Config.Admin.Token == "" && o.Config.Admin.AllowUnauthenticated {
 			a.log.Warn().Str("listen", o.Config.Admin.Listen).Msg("admin server has no token: anyone who can reach it can drain backends")
 		}
-		a.log.Info().Str("listen", srv.Addr().String()).Msg("admin server listening")
 	}
 	return a, nil
 }

@@ -550,3 +550,44 @@ func postJSON(addr, path, body string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestDemo runs `balance-l4 -demo` as a newcomer would: the printed dashboard
+// shows the demo backends, the printed service answers, Ctrl-C exits 0.
+func TestDemo(t *testing.T) {
+	p := startProcess(t, "-demo")
+	var dashboard, service string
+	waitFor(t, "the demo's addresses", func() bool {
+		for _, line := range strings.Split(p.stderr(), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 2 && f[0] == "Dashboard:":
+				dashboard = f[1]
+			case len(f) >= 2 && f[0] == "Service:":
+				service = f[1]
+			}
+		}
+		return dashboard != "" && service != ""
+	})
+	resp, err := http.Get(dashboard)
+	if err != nil {
+		t.Fatalf("GET %s: %v", dashboard, err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"demo-1", "demo-2", "demo-3"} {
+		if !strings.Contains(string(page), name) {
+			t.Errorf("dashboard does not show %s", name)
+		}
+	}
+	c := dial(t, service)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	greeting, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(greeting, "hello from demo-") {
+		t.Fatalf("demo service greeting %q, %v", greeting, err)
+	}
+	c.Close()
+	p.signal(t, syscall.SIGINT)
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("demo exit code %d after Ctrl-C, want 0", code)
+	}
+}
