@@ -6,6 +6,19 @@
 // test: run it by hand on a quiet machine.
 //
 //	go run ./health/internal/scalecheck -targets 10000 -interval 1s -measure 10s
+//
+// Measured on the shared 2-core machine (load average 5-8 from other work),
+// 10 000 targets every 1s, three runs of 10s after a 5s warm-up:
+//
+//	tcp:  34-36% of one core (16 us user + 19 us system per check), ~10 000
+//	      checks/s, 0-880 of ~100 000 starts late in the window; max RSS
+//	      105-124 MiB, from the 10 000 first checks that start together
+//	noop: 5.8% of one core (the monitor alone: timers, contexts, Status)
+//
+// A raw-syscall loop of blocking loopback connects with RST close, outside
+// Go's poller, costs 19 us per connect here, almost all of it in the kernel,
+// which on loopback runs both ends' handshake in the connecting process: that
+// floor alone is 19% of a core at 10 000 checks/s.
 package main
 
 import (
