@@ -255,8 +255,10 @@ func TestMonitorReplacementWaitsForOldCheck(t *testing.T) {
 		if maxRunning != 1 {
 			t.Fatalf("%d checks overlapped across replacements", maxRunning)
 		}
-		if len(calls) != 2 {
-			t.Fatalf("%d checks, want the first and one by the last replacement", len(calls))
+		// The first check, one by the last replacement, and perhaps one by a
+		// replacement that started before the next Add stopped it.
+		if len(calls) < 2 || len(calls) > 4 {
+			t.Fatalf("%d checks, want the first, one per replacement at most, and one by the last", len(calls))
 		}
 		m.Remove("svc/a")
 		shared.mu.Lock()
