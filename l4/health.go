@@ -95,6 +95,12 @@ func (b *backend) onStateChange(ch health.Change) {
 		if p := b.passive.Load(); p != nil {
 			p.Reset()
 		}
+		if ch.From == health.Unhealthy {
+			// The checks just proved the backend reachable again: close its
+			// breaker too rather than keep it out for the rest of the open
+			// timeout (Envoy unejects on a passing active check likewise).
+			b.breaker.Load().Reset()
+		}
 		b.startRamp()
 	case health.Unhealthy:
 		if s.cfg.Load().CloseOnUnhealthy {
