@@ -98,6 +98,7 @@ func NewStatus(s StatusSettings) *Status {
 	}
 	st.state.Store(int32(Healthy))
 	st.healthy.Store(true)
+	st.lastChange = st.now() // "in this state since": since it was created
 	return st
 }
 

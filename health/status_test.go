@@ -207,7 +207,7 @@ func TestStatusSnapshot(t *testing.T) {
 	start := clock.Now()
 
 	snap := s.Snapshot()
-	if snap.LastCheck != nil || !snap.LastChange.IsZero() || len(snap.Events) != 0 || snap.State != Healthy {
+	if snap.LastCheck != nil || !snap.LastChange.Equal(start) || len(snap.Events) != 0 || snap.State != Healthy {
 		t.Fatalf("fresh snapshot: %+v", snap)
 	}
 	if snap.HealthyThreshold != 4 || snap.UnhealthyThreshold != 2 {
