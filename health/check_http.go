@@ -78,22 +78,28 @@ func (c *httpChecker) Check(ctx context.Context, addr string) error {
 	if _, err := conn.Write(req); err != nil {
 		return ioError(ctx, "sending HTTP request to "+target, err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
+	if err := c.judge(conn); err != nil {
+		return ioError(ctx, fmt.Sprintf("GET %s from %s", c.path, target), err)
+	}
+	return nil
+}
+
+// judge reads one HTTP response from r and checks it against the settings.
+// It is apart from Check so the parsing can be fuzzed without a network.
+func (c *httpChecker) judge(r io.Reader) error {
+	resp, err := http.ReadResponse(bufio.NewReaderSize(r, 4096), nil)
 	if err != nil {
-		return ioError(ctx, "reading HTTP response from "+target, err)
+		return fmt.Errorf("reading HTTP response: %w", err)
 	}
 	defer resp.Body.Close()
 	var body []byte
 	if c.expectBody != "" {
 		body, err = io.ReadAll(io.LimitReader(resp.Body, maxReply))
 		if err != nil {
-			return ioError(ctx, "reading HTTP body from "+target, err)
+			return fmt.Errorf("reading HTTP body: %w", err)
 		}
 	}
-	if err := checkHTTPResponse(resp.StatusCode, body, c.expected, c.expectBody); err != nil {
-		return fmt.Errorf("GET %s from %s: %w", c.path, target, err)
-	}
-	return nil
+	return checkHTTPResponse(resp.StatusCode, body, c.expected, c.expectBody)
 }
 
 // checkHTTPResponse judges a response: its status must be one of expected

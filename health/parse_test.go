@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -154,6 +155,33 @@ func FuzzPostgresReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if err := parsePostgresSSLReply(b); err == nil && len(b) != 1 {
 			t.Fatalf("accepted %q", b)
+		}
+	})
+}
+
+// FuzzHTTPResponse feeds raw bytes to the HTTP check's response judge: it must
+// never panic, and a response it accepts must have an expected status.
+func FuzzHTTPResponse(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nrole\r\n0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\n{\"role\": \"master\"}",
+		"SSH-2.0-OpenSSH_9.2\r\n",
+		"+PONG\r\n",
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	c, err := newHTTPChecker(dialer{}, CheckSettings{Type: TypeHTTP, ExpectBody: "role"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := c.judge(bytes.NewReader(data))
+		if err == nil && !bytes.HasPrefix(data, []byte("HTTP/")) {
+			t.Fatalf("accepted a reply that is not HTTP: %q", data)
 		}
 	})
 }
