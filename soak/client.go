@@ -29,7 +29,6 @@ type attempt struct {
 	err       error     // nil: every byte came back and the exchange ended cleanly
 	corrupted bool      // a byte came back that was not sent, or too many bytes
 	timeout   bool
-	sent      int64
 	echoed    int64
 }
 
@@ -134,7 +133,6 @@ func exchange(addr string, id uint64, payload []byte, buf []byte) attempt {
 	if err := <-wrote; err != nil { // cannot happen once everything came back
 		return a.fail(err)
 	}
-	a.sent = total
 	return a
 }
 
@@ -175,7 +173,6 @@ func pinger(stop <-chan struct{}, addr string, id uint64, src *payloadSource, r 
 		if _, err := conn.Write(msg); err != nil {
 			return fmt.Errorf("writing ping: %w", err)
 		}
-		a.sent += int64(len(msg))
 		got := make([]byte, len(msg))
 		n, err := io.ReadFull(conn, got)
 		if !bytes.Equal(got[:n], msg[:n]) {
