@@ -79,7 +79,7 @@ func Start(o Options) (*App, error) {
 		srv, err := admin.New(admin.Options{
 			Listen:     o.Config.Admin.Listen,
 			Token:      o.Config.Admin.Token,
-			Log:        o.Log.With().Str("component", "admin").Logger(),
+			Log:        o.Log,
 			Controller: a,
 		})
 		if err == nil {

@@ -60,13 +60,14 @@ type proxyConn struct {
 	idle  time.Duration // 0 = never
 	tries tries         // backends attempted while connecting
 
-	mu        sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
-	closed    bool
-	why       ending // the first abort or reset; wins over FINs
-	firstFIN  ending // the first side that sent FIN
-	idleTimer *time.Timer
-	idleMoved uint64    // kernel byte counters at the last idle check
-	idleSeen  time.Time // when they last moved
+	mu         sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
+	closed     bool
+	why        ending      // the first abort or reset; wins over FINs
+	firstFIN   ending      // the first side that sent FIN
+	watchTimer *time.Timer // see idle.go
+	idleMoved  uint64      // kernel byte counters at the last idle check
+	idleSeen   time.Time   // when they last moved
+	idleNext   time.Time   // when to read them again
 
 	// Links in the service's and the backend's connection lists.
 	svcPrev, svcNext *proxyConn
@@ -98,7 +99,7 @@ func (c *proxyConn) abort(why ending, reset bool) bool {
 		return false
 	}
 	c.closed = true
-	c.stopIdleLocked()
+	c.stopWatchLocked()
 	for _, s := range [2]*net.TCPConn{c.client, c.backend} {
 		if s == nil {
 			continue
@@ -127,7 +128,7 @@ func (c *proxyConn) finish() ending {
 	defer c.mu.Unlock()
 	if !c.closed {
 		c.closed = true
-		c.stopIdleLocked()
+		c.stopWatchLocked()
 		if c.client != nil {
 			_ = c.client.Close()
 		}

@@ -7,59 +7,93 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The idle timeout is watched by a timer, not by socket deadlines: a deadline
-// that fires inside Go's splice while bytes sit in its pipe loses them, and a
-// direction blocked writing to a slow reader never sees its read deadline. So
-// every idle/4 the timer reads the kernel's own byte counters (TCP_INFO
+// A per-connection timer watches what the copy loops cannot see.
+//
+// The idle timeout: socket deadlines would not do, since a deadline that fires
+// inside Go's splice while bytes sit in its pipe loses them, and a direction
+// blocked writing to a slow reader never sees its read deadline. So every
+// idle/4 the timer reads the kernel's own byte counters (TCP_INFO
 // bytes_received and bytes_acked of both sockets); a connection whose counters
-// have not moved for idle is closed. It closes between idle and idle×1.25
-// after the last byte, costs nothing per byte, and sees progress inside a
-// long splice call too.
+// have not moved for idle is closed, between idle and idle×1.25 after the last
+// byte, at no cost per byte.
+//
+// A reset while a direction is stuck writing: when the backend stops reading,
+// the upload direction blocks inside splice on the backend's socket, and the
+// download direction waits on the backend too, so nobody watches the client.
+// A client that resets then would hold the backend connection until the idle
+// timeout. While a direction is writing, every stallCheck the timer looks at
+// both sockets' TCP state and propagates a reset it finds. Idle connections
+// cost a timer tick per stallCheck and no system call.
 
-// startIdleWatch arms the idle timer when the service has an idle timeout.
-func (c *proxyConn) startIdleWatch() {
-	if c.idle <= 0 {
-		return
-	}
+// stallCheck is how often a connection with a blocked write looks for a reset.
+const stallCheck = time.Second
+
+// startWatch arms the connection's timer.
+func (c *proxyConn) startWatch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	c.idleMoved, _ = kernelBytes(c.client, c.backend)
-	c.idleSeen = time.Now()
-	c.idleTimer = time.AfterFunc(idleStep(c.idle), c.checkIdle)
+	now := time.Now()
+	if c.idle > 0 {
+		c.idleMoved, _ = kernelBytes(c.client, c.backend)
+		c.idleSeen = now
+		c.idleNext = now.Add(idleStep(c.idle))
+	}
+	c.watchTimer = time.AfterFunc(c.watchStep(), c.watch)
 }
 
 func idleStep(idle time.Duration) time.Duration {
 	return max(idle/4, time.Millisecond)
 }
 
-// checkIdle runs on the timer: it closes the connection if no byte moved
-// either way for the idle timeout, else re-arms.
-func (c *proxyConn) checkIdle() {
+func (c *proxyConn) watchStep() time.Duration {
+	if c.idle > 0 {
+		return min(idleStep(c.idle), stallCheck)
+	}
+	return stallCheck
+}
+
+// watch runs on the timer: it propagates a reset that a blocked write hides,
+// closes the connection if no byte moved either way for the idle timeout, and
+// re-arms.
+func (c *proxyConn) watch() {
+	if c.up.writing.Load() || c.down.writing.Load() {
+		switch {
+		case tcpClosed(c.client):
+			c.abort(endClientReset, true)
+			return
+		case tcpClosed(c.backend):
+			c.abort(endBackendReset, true)
+			return
+		}
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	moved, ok := kernelBytes(c.client, c.backend)
 	now := time.Now()
-	if ok && moved != c.idleMoved {
-		c.idleMoved, c.idleSeen = moved, now
+	if c.idle > 0 && !now.Before(c.idleNext) {
+		moved, ok := kernelBytes(c.client, c.backend)
+		if ok && moved != c.idleMoved {
+			c.idleMoved, c.idleSeen = moved, now
+		}
+		if ok && now.Sub(c.idleSeen) >= c.idle {
+			c.mu.Unlock()
+			c.abort(endIdleTimeout, false)
+			return
+		}
+		c.idleNext = now.Add(idleStep(c.idle))
 	}
-	if !ok || now.Sub(c.idleSeen) < c.idle {
-		c.idleTimer.Reset(idleStep(c.idle))
-		c.mu.Unlock()
-		return
-	}
+	c.watchTimer.Reset(c.watchStep())
 	c.mu.Unlock()
-	c.abort(endIdleTimeout, false)
 }
 
-func (c *proxyConn) stopIdleLocked() {
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
+func (c *proxyConn) stopWatchLocked() {
+	if c.watchTimer != nil {
+		c.watchTimer.Stop()
 	}
 }
 

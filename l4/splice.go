@@ -31,8 +31,9 @@ type direction struct {
 	inq     int32
 	peek    [1]byte
 
-	bytes atomic.Int64  // moved so far
-	total *atomic.Int64 // the backend's live counter for this direction; may be nil
+	writing atomic.Bool   // inside a splice call, which may block on dst
+	bytes   atomic.Int64  // moved so far
+	total   *atomic.Int64 // the backend's live counter for this direction; may be nil
 
 	finEnd, resetEnd, errEnd   ending // how the connection ends when src does that
 	peerResetEnd, peerErrorEnd ending // ... and when dst does
@@ -70,7 +71,7 @@ func (c *proxyConn) splice(inTotal, outTotal *atomic.Int64) ending {
 		c.abort(endBackendError, true)
 		return c.finish()
 	}
-	c.startIdleWatch()
+	c.startWatch()
 	var wg sync.WaitGroup
 	wg.Go(c.backendToClient)
 	c.clientToBackend()
@@ -102,7 +103,9 @@ func (d *direction) run() {
 			return
 		}
 		d.lr.N = int64(min(n, maxSplice))
+		d.writing.Store(true)
 		w, err := d.dst.ReadFrom(&d.lr)
+		d.writing.Store(false)
 		if w > 0 {
 			d.bytes.Add(w)
 			if d.total != nil {

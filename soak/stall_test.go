@@ -121,11 +121,10 @@ weight = 0
 // proxy must let go of the backend's connection too, not hold it until the
 // idle timeout (an hour by default).
 //
-// It fails today: l4's upload direction sits in splice(2) writing to the
-// backend, and nothing watches the client's socket meanwhile (l4/splice.go,
-// direction.run: only await() looks at src). Reported; skipped until fixed.
+// Regression: l4's upload direction sat in splice(2) writing to the backend
+// and nothing watched the client's socket meanwhile; the connection's watch
+// timer now looks for a reset while a write is blocked (l4/idle.go).
 func TestClientResetReachesStalledBackend(t *testing.T) {
-	t.Skip("known bug: a client reset is not propagated while the upload is blocked on a backend that does not read (l4/splice.go direction.run); remove this Skip once fixed")
 	t.Parallel()
 	release := make(chan struct{})
 	sink := startServer(t, func(c *net.TCPConn) {
