@@ -25,6 +25,9 @@ import (
 // both sockets' TCP state and propagates a reset it finds. Idle connections
 // cost a timer tick per stallCheck and no system call.
 
+// unread marks counters not read yet.
+const unread = ^uint64(0)
+
 // stallCheck is how often a connection with a blocked write looks for a reset.
 const stallCheck = time.Second
 
@@ -37,7 +40,9 @@ func (c *proxyConn) startWatch() {
 	}
 	now := time.Now()
 	if c.idle > 0 {
-		c.idleMoved, _ = kernelBytes(c.client, c.backend)
+		// The first reading of the counters waits for the first idle check:
+		// most connections end before it, and it costs two system calls.
+		c.idleMoved = unread
 		c.idleSeen = now
 		c.idleNext = now.Add(idleStep(c.idle))
 	}
@@ -77,7 +82,12 @@ func (c *proxyConn) watch() {
 	now := time.Now()
 	if c.idle > 0 && !now.Before(c.idleNext) {
 		moved, ok := kernelBytes(c.client, c.backend)
-		if ok && moved != c.idleMoved {
+		switch {
+		case ok && c.idleMoved == unread && moved == 0:
+			c.idleMoved = 0 // nothing ever moved: idle since the start
+		case ok && moved != c.idleMoved:
+			// Bytes moved since the last reading (or, at the first one, at
+			// some time since the start): count the connection as active now.
 			c.idleMoved, c.idleSeen = moved, now
 		}
 		if ok && now.Sub(c.idleSeen) >= c.idle {

@@ -26,10 +26,11 @@ type direction struct {
 	lr       io.LimitedReader
 	ready    func(fd uintptr) bool // d.readable, bound once
 
-	queued  int
-	waitErr error
-	inq     int32
-	peek    [1]byte
+	queued    int
+	waitErr   error
+	inq       int32
+	peek      [1]byte
+	peekFirst bool // the last splice emptied src, as far as we know
 
 	writing atomic.Bool   // inside a splice call, which may block on dst
 	bytes   atomic.Int64  // moved so far
@@ -116,6 +117,7 @@ func (d *direction) run() {
 			d.fail(err, errors.Is(err, syscall.EPIPE) || tcpClosed(d.dst) && !tcpClosed(d.src))
 			return
 		}
+		d.peekFirst = true
 	}
 }
 
@@ -155,6 +157,26 @@ func (d *direction) await() (int, error) {
 // to become readable, true once await has its answer.
 func (d *direction) readable(fd uintptr) bool {
 	for {
+		if d.peekFirst {
+			// Right after a splice the socket is most likely empty: one
+			// peek says so, where asking for the count first costs two calls.
+			d.peekFirst = false
+			r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&d.peek[0])), 1,
+				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+			switch {
+			case errno == unix.EINTR:
+				d.peekFirst = true
+				continue
+			case errno == unix.EAGAIN:
+				return false
+			case errno != 0:
+				d.waitErr = os.NewSyscallError("recvfrom", errno)
+				return true
+			case r == 0:
+				return true
+			}
+			// Bytes are queued: ask how many.
+		}
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&d.inq)))
 		if errno != 0 {
 			d.waitErr = os.NewSyscallError("ioctl SIOCINQ", errno)
