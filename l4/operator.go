@@ -3,6 +3,7 @@ package l4
 import (
 	"fmt"
 
+	"github.com/balancel4/balance-l4/health"
 	"github.com/balancel4/balance-l4/status"
 )
 
@@ -75,6 +76,8 @@ func (r *Runtime) Disconnect(service, backend, by string) (int, error) {
 		return 0, err
 	}
 	n := b.abortAll(endDisconnected)
+	b.status.AddEvent(health.Event{Time: b.now(), From: "connected", To: "disconnected",
+		Reason: fmt.Sprintf("%d connections closed by %s", n, by)})
 	r.log.Info().Str("service", s.name).Str("backend", b.name).Str("by", by).Int("connections", n).
 		Msg("disconnected backend connections")
 	return n, nil
@@ -98,6 +101,12 @@ func (r *Runtime) SetWeight(service, backend string, weight int, by string) (sta
 	}
 	r.mu.Unlock()
 	if changed {
+		from := "file weight"
+		if old >= 0 {
+			from = fmt.Sprintf("weight %d", old)
+		}
+		b.status.AddEvent(health.Event{Time: b.now(), From: from, To: fmt.Sprintf("weight %d", weight),
+			Reason: "set by " + by})
 		r.log.Info().Str("service", s.name).Str("backend", b.name).Str("by", by).Int("weight", weight).
 			Msg("backend weight set")
 		r.operatorChanged()
