@@ -3,6 +3,7 @@ package l4
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +49,10 @@ func (e ending) String() string {
 }
 
 // proxyConn is one client connection and, once connected, its backend
-// connection. Its two directions run in two goroutines: the one that accepted
-// the client copies client -> backend, a second one copies backend -> client.
+// connection. Its two directions run in two goroutines while they are busy:
+// the one that accepted the client copies client -> backend, a second one
+// copies backend -> client. An idle direction parks and holds no goroutine
+// (park.go); whichever direction finishes last ends the connection (end).
 type proxyConn struct {
 	client  *net.TCPConn
 	backend *net.TCPConn
@@ -58,16 +61,32 @@ type proxyConn struct {
 	down direction // backend -> client: bytes_out
 
 	idle  time.Duration // 0 = never
+	stall time.Duration // how often the watch timer looks (see idle.go)
 	tries tries         // backends attempted while connecting
+
+	// What end needs once the connection is spliced.
+	svc       *service
+	be        *backend
+	src       *net.TCPAddr // the client, as the PROXY header says if any
+	attempts  int
+	start     time.Time
+	accessLog bool
+	running   atomic.Int32 // directions not done yet
+
+	parker *parker
+	parkID uint64 // 0 until a direction first parks; then guarded by c.mu
+	parkFD int    // the parker's epoll descriptor, open while parkID is set
 
 	mu         sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
 	closed     bool
-	why        ending      // the first abort or reset; wins over FINs
-	firstFIN   ending      // the first side that sent FIN
-	watchTimer *time.Timer // see idle.go
-	idleMoved  uint64      // kernel byte counters at the last idle check
-	idleSeen   time.Time   // when they last moved
-	idleNext   time.Time   // when to read them again
+	why        ending        // the first abort or reset; wins over FINs
+	firstFIN   ending        // the first side that sent FIN
+	watchTimer *time.Timer   // see idle.go
+	idleMoved  uint64        // kernel byte counters at the last idle check
+	idleSeen   time.Time     // when they last moved
+	idleNext   time.Time     // when to read them again
+	lastMoved  int64         // bytes both ways at the last watch tick
+	step       time.Duration // the watch timer's current period
 
 	// Links in the service's and the backend's connection lists.
 	svcPrev, svcNext *proxyConn
@@ -91,15 +110,35 @@ func (c *proxyConn) attach(conn *net.TCPConn) bool {
 // reports whether this call closed the sockets.
 func (c *proxyConn) abort(why ending, reset bool) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.why == endNone {
 		c.why = why
 	}
 	if c.closed {
+		c.mu.Unlock()
 		return false
 	}
+	upParked, downParked := c.up.parked, c.down.parked
+	c.up.parked, c.down.parked = false, false
+	c.closeLocked(reset)
+	c.mu.Unlock()
+	// A parked direction has no goroutine to see the close: give it one,
+	// which finds the socket closed and ends the direction.
+	if upParked {
+		c.up.start()
+	}
+	if downParked {
+		c.down.start()
+	}
+	return true
+}
+
+// closeLocked closes both sockets, first taking them out of the parker's
+// epoll instance. The caller holds c.mu.
+func (c *proxyConn) closeLocked(reset bool) {
 	c.closed = true
 	c.stopWatchLocked()
+	c.up.unregisterLocked()
+	c.down.unregisterLocked()
 	for _, s := range [2]*net.TCPConn{c.client, c.backend} {
 		if s == nil {
 			continue
@@ -109,7 +148,13 @@ func (c *proxyConn) abort(why ending, reset bool) bool {
 		}
 		_ = s.Close()
 	}
-	return true
+}
+
+// directionDone ends the connection when both directions are done.
+func (c *proxyConn) directionDone() {
+	if c.running.Add(-1) == 0 {
+		c.end()
+	}
 }
 
 // noteFIN records that one side sent FIN.
@@ -127,14 +172,7 @@ func (c *proxyConn) finish() ending {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {
-		c.closed = true
-		c.stopWatchLocked()
-		if c.client != nil {
-			_ = c.client.Close()
-		}
-		if c.backend != nil {
-			_ = c.backend.Close()
-		}
+		c.closeLocked(false)
 	}
 	switch {
 	case c.why != endNone:

@@ -12,8 +12,10 @@
 // descriptors) for as long as a copy call blocks, so a plain io.Copy costs six
 // descriptors per idle proxied connection. Each direction here first waits for
 // its source to become readable without holding a pipe, asks the kernel how many
-// bytes are queued, and splices exactly those. An idle connection costs its two
-// sockets; a pipe is held only while bytes are in flight. Byte counters are
+// bytes are queued, and splices exactly those. A pipe is held only while bytes
+// are in flight. And a connection that falls idle parks both directions in an
+// epoll instance of the runtime's own and gives back its goroutines (park.go):
+// an idle connection costs its two sockets and a little heap. Byte counters are
 // updated after every splice, so the live figures in the admin API move during
 // long transfers.
 //

@@ -131,9 +131,10 @@ func TestServiceMaxConnections(t *testing.T) {
 	if v := serviceView(t, rt, "s"); v.RejectedConnections != 1 {
 		t.Fatalf("rejected_connections = %d, want 1", v.RejectedConnections)
 	}
-	if !strings.Contains(logs.String(), `"end":"rejected: max_connections"`) {
-		t.Fatal("no access log line for the rejection")
-	}
+	// The line is written after the close the client saw.
+	waitFor(t, "the access log line for the rejection", func() bool {
+		return strings.Contains(logs.String(), `"end":"rejected: max_connections"`)
+	})
 }
 
 // TestBackendMaxConnections: a full backend is not eligible; new

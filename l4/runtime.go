@@ -32,7 +32,10 @@ type Runtime struct {
 	// ctx ends dials and backoff sleeps when Shutdown stops waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
-	connWG sync.WaitGroup // one per client connection goroutine
+	connWG sync.WaitGroup // one per client connection
+	parker parker         // idle connections' directions wait here, without goroutines
+
+	stallCheck time.Duration // how often a connection's watch timer looks at it
 
 	mu        sync.Mutex
 	started   bool
@@ -64,6 +67,9 @@ func NewRuntime(o Options) *Runtime {
 		services:  map[string]*service{},
 		acceptors: map[*service]*acceptor{},
 		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
+		parker:    parker{log: o.Log, failLog: logLimit{interval: logInterval}},
+
+		stallCheck: stallCheck,
 	}
 }
 
@@ -85,7 +91,7 @@ func (r *Runtime) Addr(service string) net.Addr {
 
 // Shutdown stops accepting at once and stops health checking, then waits for
 // established connections to end until ctx is done. Then it closes (resets)
-// what remains, waits for those goroutines to finish, and returns how many it
+// what remains, waits for those connections to end, and returns how many it
 // closed with ctx's error.
 func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 	r.mu.Lock()

@@ -13,16 +13,16 @@ var (
 	errConnectFailed = errors.New("l4: every connect attempt failed")
 )
 
-// serve handles one client connection from accept to close.
+// serve handles one client connection from accept until it is spliced; the
+// connection's last direction to finish ends it (end).
 func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
-	defer s.r.connWG.Done()
-	defer s.active.Add(-1)
-	start := time.Now()
-	c := &proxyConn{client: client, idle: cfg.Timeouts.Idle}
+	c := &proxyConn{
+		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck,
+		svc: s, start: time.Now(), accessLog: cfg.accessLog, parker: &s.r.parker,
+	}
 	s.track(c)
-	defer s.untrack(c)
 
-	src, _ := client.RemoteAddr().(*net.TCPAddr)
+	c.src, _ = client.RemoteAddr().(*net.TCPAddr)
 	dst, _ := client.LocalAddr().(*net.TCPAddr)
 	if cfg.AcceptProxy {
 		psrc, pdst, err := readProxyHeader(client, cfg.Timeouts.Connect)
@@ -30,17 +30,18 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 			s.rejected.proxyHeader.Add(1)
 			c.finish()
 			if cfg.accessLog {
-				s.logRejected(src, "rejected: proxy_header", 0, start, err)
+				s.logRejected(c.src, "rejected: proxy_header", 0, c.start, err)
 			}
+			s.retire(c)
 			return
 		}
 		if psrc != nil && pdst != nil {
-			src, dst = psrc, pdst
+			c.src, dst = psrc, pdst
 		}
 	}
 
 	cfg.retry.Budget.Deposit()
-	be, conn, attempts, err := s.connect(s.r.ctx, cfg, clientKey(src), &c.tries)
+	be, conn, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.tries)
 	if err != nil {
 		reason := "connect_failed"
 		if errors.Is(err, errNoBackend) {
@@ -51,36 +52,57 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		}
 		c.finish()
 		if ok, n := s.dialLog.allow(time.Now()); ok {
-			s.r.log.Warn().Err(err).Str("service", s.name).Str("client", addrString(src)).
+			s.r.log.Warn().Err(err).Str("service", s.name).Str("client", addrString(c.src)).
 				Int("attempts", attempts).Int64("suppressed", n).Msg("client connection closed: no backend connected")
 		}
 		if cfg.accessLog {
-			s.logRejected(src, reason, attempts, start, err)
+			s.logRejected(c.src, reason, attempts, c.start, err)
 		}
+		s.retire(c)
 		return
 	}
-	defer be.release()
+	c.be, c.attempts = be, attempts
 	if !c.attach(conn) { // aborted (shutdown) while connecting
 		_ = conn.Close()
 		if cfg.accessLog {
-			s.logClosed(src, be, attempts, c, c.finish(), start)
+			s.logClosed(c.src, be, attempts, c, c.finish(), c.start)
 		}
+		be.release()
+		s.retire(c)
 		return
 	}
 	be.track(c)
-	defer be.untrack(c)
-
-	var why ending
-	if err := writeProxyHeader(conn, cfg.ProxyProtocol, src, dst); err != nil {
+	if err := writeProxyHeader(conn, cfg.ProxyProtocol, c.src, dst); err != nil {
 		c.abort(endBackendError, true)
-		why = c.finish()
-	} else {
-		why = c.splice(&be.bytesIn, &be.bytesOut)
+		c.end()
+		return
 	}
+	c.splice(&be.bytesIn, &be.bytesOut)
+}
+
+// retire drops a client connection that ended from the books Shutdown and the
+// admin API read.
+func (s *service) retire(c *proxyConn) {
+	s.untrack(c)
+	s.active.Add(-1)
+	s.r.connWG.Done()
+}
+
+// end is a spliced connection's end of life: it closes both sockets,
+// records the outcome, logs and releases the backend.
+func (c *proxyConn) end() {
+	why := c.finish()
+	s, be := c.svc, c.be
 	s.recordOutcome(be, c, why)
-	if cfg.accessLog {
-		s.logClosed(src, be, attempts, c, why, start)
+	if c.accessLog {
+		s.logClosed(c.src, be, c.attempts, c, why, c.start)
 	}
+	if c.parkID != 0 {
+		c.parker.leave(c)
+	}
+	be.untrack(c)
+	be.release()
+	s.retire(c)
 }
 
 // recordOutcome tells passive checks how a connection that did connect went:

@@ -5,9 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +31,10 @@ type direction struct {
 	inq       int32
 	peek      [1]byte
 	peekFirst bool // the last splice emptied src, as far as we know
+
+	parked     bool        // guarded by c.mu: waiting in the parker, with no goroutine
+	registered bool        // guarded by c.mu: src is in the parker's epoll instance
+	ended      atomic.Bool // run is returning for good (set before it sends FIN on dst)
 
 	writing atomic.Bool   // inside a splice call, which may block on dst
 	bytes   atomic.Int64  // moved so far
@@ -60,24 +64,25 @@ func (d *direction) init(c *proxyConn, src, dst *net.TCPConn, total *atomic.Int6
 	return nil
 }
 
-// splice copies both directions until both are done, then closes both
-// sockets and returns how the connection ended. The calling goroutine copies
-// client -> backend; one more goroutine copies backend -> client.
-func (c *proxyConn) splice(inTotal, outTotal *atomic.Int64) ending {
+// splice copies both directions until both are done; the last one to finish
+// closes both sockets and ends the connection (c.end). The calling goroutine
+// copies client -> backend, one more goroutine backend -> client; either
+// goroutine returns early when its direction parks (park.go).
+func (c *proxyConn) splice(inTotal, outTotal *atomic.Int64) {
 	if err := c.up.init(c, c.client, c.backend, inTotal, true); err != nil {
 		c.abort(endClientError, true)
-		return c.finish()
+		c.end()
+		return
 	}
 	if err := c.down.init(c, c.backend, c.client, outTotal, false); err != nil {
 		c.abort(endBackendError, true)
-		return c.finish()
+		c.end()
+		return
 	}
+	c.running.Store(2)
 	c.startWatch()
-	var wg sync.WaitGroup
-	wg.Go(c.backendToClient)
+	go c.backendToClient()
 	c.clientToBackend()
-	wg.Wait()
-	return c.finish()
 }
 
 // clientToBackend is the upload direction (named for stack dumps).
@@ -86,22 +91,40 @@ func (c *proxyConn) clientToBackend() { c.up.run() }
 // backendToClient is the download direction (named for stack dumps).
 func (c *proxyConn) backendToClient() { c.down.run() }
 
+// start runs d in a goroutine of its own: resuming a parked direction.
+func (d *direction) start() {
+	if d == &d.c.up {
+		go d.c.clientToBackend()
+	} else {
+		go d.c.backendToClient()
+	}
+}
+
 // run copies until src sends FIN (then it shuts down writing on dst and lets
 // the other direction go on), either side fails (then it resets both), or the
-// connection is aborted.
+// connection is aborted; then it tells the connection d is done. It returns
+// early, d not done, when d parks.
 func (d *direction) run() {
 	for {
 		n, err := d.await()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The watch timer found the connection idle and woke us.
+				if d.park() {
+					return
+				}
+				continue
+			}
 			d.fail(err, false)
-			return
+			break
 		}
 		if n == 0 {
 			d.c.noteFIN(d.finEnd)
+			d.ended.Store(true) // before the FIN leaves: see watch
 			if err := d.dst.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
 				d.fail(err, true)
 			}
-			return
+			break
 		}
 		d.lr.N = int64(min(n, maxSplice))
 		d.writing.Store(true)
@@ -114,11 +137,19 @@ func (d *direction) run() {
 			}
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The idle wake-up raced with bytes arriving; it only
+				// stops reads, and before any byte entered the pipe.
+				_ = d.src.SetReadDeadline(time.Time{})
+				continue
+			}
 			d.fail(err, errors.Is(err, syscall.EPIPE) || tcpClosed(d.dst) && !tcpClosed(d.src))
-			return
+			break
 		}
 		d.peekFirst = true
 	}
+	d.ended.Store(true)
+	d.c.directionDone()
 }
 
 // fail ends the connection after an error on src (or on dst when atDst),
