@@ -43,7 +43,7 @@ type backend struct {
 	breaker atomic.Pointer[resilience.Breaker] // nil = breaker off
 
 	mu          sync.Mutex // guards the connection list and the timers
-	conns       *proxyConn // established connections, linked through bePrev/beNext
+	conns       connList   // established connections
 	drainTimer  *time.Timer
 	reviveTimer *time.Timer
 	unsubscribe func()
@@ -166,25 +166,13 @@ func (b *backend) startRamp() {
 // removes it. Both are O(1) and allocate nothing.
 func (b *backend) track(c *proxyConn) {
 	b.mu.Lock()
-	c.bePrev, c.beNext = nil, b.conns
-	if b.conns != nil {
-		b.conns.bePrev = c
-	}
-	b.conns = c
+	b.conns.add(c)
 	b.mu.Unlock()
 }
 
 func (b *backend) untrack(c *proxyConn) {
 	b.mu.Lock()
-	if c.bePrev != nil {
-		c.bePrev.beNext = c.beNext
-	} else if b.conns == c {
-		b.conns = c.beNext
-	}
-	if c.beNext != nil {
-		c.beNext.bePrev = c.bePrev
-	}
-	c.bePrev, c.beNext = nil, nil
+	b.conns.remove(c)
 	b.mu.Unlock()
 }
 
@@ -192,16 +180,7 @@ func (b *backend) untrack(c *proxyConn) {
 // and returns how many it closed.
 func (b *backend) abortAll(why ending) int {
 	b.mu.Lock()
-	var list []*proxyConn
-	for c := b.conns; c != nil; c = c.beNext {
-		list = append(list, c)
-	}
+	list := b.conns.all()
 	b.mu.Unlock()
-	n := 0
-	for _, c := range list {
-		if c.abort(why, true) {
-			n++
-		}
-	}
-	return n
+	return abortEach(list, why)
 }

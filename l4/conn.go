@@ -89,8 +89,7 @@ type proxyConn struct {
 	step       time.Duration // the watch timer's current period
 
 	// Links in the service's and the backend's connection lists.
-	svcPrev, svcNext *proxyConn
-	bePrev, beNext   *proxyConn
+	links [2]connLinks // indexed by listKind
 }
 
 // attach records the backend connection. It reports false (and the caller must

@@ -45,7 +45,7 @@ func parkedDirections(rt *Runtime, service string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for c := s.conns; c != nil; c = c.svcNext {
+	for _, c := range s.conns.all() {
 		c.mu.Lock()
 		for _, d := range [2]*direction{&c.up, &c.down} {
 			if d.parked {

@@ -43,7 +43,7 @@ type service struct {
 	attemptLog logLimit // failed connect attempts
 
 	mu    sync.Mutex // guards the connection list
-	conns *proxyConn // every client connection, linked through svcPrev/svcNext
+	conns connList   // every client connection
 }
 
 // serviceConfig is what a new connection reads once, at accept: a reload
@@ -140,41 +140,20 @@ func anyEligible(bs []*backend) bool {
 // track adds a client connection to the service's list; untrack removes it.
 func (s *service) track(c *proxyConn) {
 	s.mu.Lock()
-	c.svcPrev, c.svcNext = nil, s.conns
-	if s.conns != nil {
-		s.conns.svcPrev = c
-	}
-	s.conns = c
+	s.conns.add(c)
 	s.mu.Unlock()
 }
 
 func (s *service) untrack(c *proxyConn) {
 	s.mu.Lock()
-	if c.svcPrev != nil {
-		c.svcPrev.svcNext = c.svcNext
-	} else if s.conns == c {
-		s.conns = c.svcNext
-	}
-	if c.svcNext != nil {
-		c.svcNext.svcPrev = c.svcPrev
-	}
-	c.svcPrev, c.svcNext = nil, nil
+	s.conns.remove(c)
 	s.mu.Unlock()
 }
 
 // abortAll ends every client connection of the service for why.
 func (s *service) abortAll(why ending) int {
 	s.mu.Lock()
-	var list []*proxyConn
-	for c := s.conns; c != nil; c = c.svcNext {
-		list = append(list, c)
-	}
+	list := s.conns.all()
 	s.mu.Unlock()
-	n := 0
-	for _, c := range list {
-		if c.abort(why, true) {
-			n++
-		}
-	}
-	return n
+	return abortEach(list, why)
 }
