@@ -74,8 +74,9 @@ type proxyConn struct {
 	running   atomic.Int32 // directions not done yet
 
 	parker *parker
-	parkID uint64 // 0 until a direction first parks; then guarded by c.mu
-	parkFD int    // the parker's epoll descriptor, open while parkID is set
+	pipes  *pipePool // the runtime's splice pipes
+	parkID uint64    // 0 until a direction first parks; then guarded by c.mu
+	parkFD int       // the parker's epoll descriptor, open while parkID is set
 
 	mu         sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
 	closed     bool

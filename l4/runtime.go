@@ -34,6 +34,7 @@ type Runtime struct {
 	cancel context.CancelFunc
 	connWG sync.WaitGroup // one per client connection
 	parker parker         // idle connections' directions wait here, without goroutines
+	pipes  *pipePool      // splice pipes, held only while bytes are in flight
 
 	stallCheck time.Duration // how often a connection's watch timer looks at it
 
@@ -68,6 +69,7 @@ func NewRuntime(o Options) *Runtime {
 		acceptors: map[*service]*acceptor{},
 		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
 		parker:    parker{log: o.Log, failLog: logLimit{interval: logInterval}},
+		pipes:     newPipePool(),
 
 		stallCheck: stallCheck,
 	}
@@ -129,6 +131,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 	select {
 	case <-done:
 		r.cancel()
+		r.pipes.close()
 		return 0, nil
 	case <-ctx.Done():
 	}
@@ -137,6 +140,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 		forced += s.abortAll(endShutdown)
 	}
 	<-done
+	r.pipes.close()
 	if forced > 0 {
 		r.log.Warn().Int("connections", forced).Msg("shutdown deadline reached: closed the remaining connections")
 	}

@@ -2,41 +2,55 @@ package l4
 
 import (
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
-	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxSplice caps one splice call. Go's splice moves up to 1 MiB per system
-// call through a 1 MiB pipe; a few MiB per call keeps the call count low while
-// the byte counters still move during long transfers.
+// maxSplice caps one splice from src into a pipe. The pipe's capacity (1 MiB,
+// pipe.go) caps it further, so counters, updated after every splice out, move
+// during long transfers.
 const maxSplice = 4 << 20
 
+// errSpliceStalled: a splice out of a pipe with bytes in it moved nothing,
+// which the kernel should never do.
+var errSpliceStalled = errors.New("l4: splice from a non-empty pipe moved nothing")
+
 // direction copies one way, src -> dst, with splice(2).
+//
+// Per message that is three system calls, as with Go's io.Copy, yet no pipe
+// is held while src is empty: inside src's raw-read callback it splices src
+// into a pooled pipe (no bytes: give the pipe back and wait in the netpoller),
+// then the pipe into dst, and loops. Only when dst's buffer is full does it
+// leave the callback, keeping the pipe with its bytes, and wait for dst to
+// take them through dst's raw write; src's lock is not held then, so closing
+// both sockets never waits on a blocked write.
 type direction struct {
 	c        *proxyConn
 	src, dst *net.TCPConn
-	raw      syscall.RawConn // src's, to wait for readability without reading
-	lr       io.LimitedReader
-	ready    func(fd uintptr) bool // d.readable, bound once
+	raw      syscall.RawConn       // src's
+	dstRaw   syscall.RawConn       // dst's
+	pipes    *pipePool             // the runtime's
+	hint     int                   // where d looks first in pipes: src's descriptor
+	drainFn  func(fd uintptr) bool // d.drain, bound once
+	pumpFn   func(fd uintptr) bool // d.pump, bound once
+	pumpCtl  func(fd uintptr)      // d.pump for dstRaw.Control, bound once
 
-	queued    int
-	waitErr   error
-	inq       int32
-	peek      [1]byte
-	peekFirst bool // the last splice emptied src, as far as we know
+	// Used by the direction's goroutine only.
+	p      *pipe // held while bytes are in flight
+	fin    bool  // src sent FIN
+	srcErr error // splicing from src failed
+	dstErr error // splicing to dst failed
 
 	parked     bool        // guarded by c.mu: waiting in the parker, with no goroutine
 	registered bool        // guarded by c.mu: src is in the parker's epoll instance
 	ended      atomic.Bool // run is returning for good (set before it sends FIN on dst)
 
-	writing atomic.Bool   // inside a splice call, which may block on dst
+	writing atomic.Bool   // waiting for dst to take the bytes in the pipe
 	bytes   atomic.Int64  // moved so far
 	total   *atomic.Int64 // the backend's live counter for this direction; may be nil
 
@@ -44,16 +58,22 @@ type direction struct {
 	peerResetEnd, peerErrorEnd ending // ... and when dst does
 }
 
-// init prepares d to copy src -> dst. srcSide and dstSide name the two sides
-// (client or backend) for the ending they cause.
+// init prepares d to copy src -> dst. srcIsClient names the side src is, for
+// the ending it causes.
 func (d *direction) init(c *proxyConn, src, dst *net.TCPConn, total *atomic.Int64, srcIsClient bool) error {
 	raw, err := src.SyscallConn()
 	if err != nil {
 		return err
 	}
-	d.c, d.src, d.dst, d.raw, d.total = c, src, dst, raw, total
-	d.lr.R = src
-	d.ready = d.readable
+	dstRaw, err := dst.SyscallConn()
+	if err != nil {
+		return err
+	}
+	d.c, d.src, d.dst, d.raw, d.dstRaw, d.total = c, src, dst, raw, dstRaw, total
+	d.pipes = c.pipes
+	d.drainFn = d.drain
+	d.pumpFn = d.pump
+	d.pumpCtl = func(fd uintptr) { d.pump(fd) }
 	if srcIsClient {
 		d.finEnd, d.resetEnd, d.errEnd = endClientFIN, endClientReset, endClientError
 		d.peerResetEnd, d.peerErrorEnd = endBackendReset, endBackendError
@@ -105,51 +125,141 @@ func (d *direction) start() {
 // connection is aborted; then it tells the connection d is done. It returns
 // early, d not done, when d parks.
 func (d *direction) run() {
-	for {
-		n, err := d.await()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// The watch timer found the connection idle and woke us.
-				if d.park() {
-					return
-				}
-				continue
-			}
-			d.fail(err, false)
-			break
-		}
-		if n == 0 {
-			d.c.noteFIN(d.finEnd)
-			d.ended.Store(true) // before the FIN leaves: see watch
-			if err := d.dst.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-				d.fail(err, true)
-			}
-			break
-		}
-		d.lr.N = int64(min(n, maxSplice))
-		d.writing.Store(true)
-		w, err := d.dst.ReadFrom(&d.lr)
-		d.writing.Store(false)
-		if w > 0 {
-			d.bytes.Add(w)
-			if d.total != nil {
-				d.total.Add(w)
-			}
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// The idle wake-up raced with bytes arriving; it only
-				// stops reads, and before any byte entered the pipe.
-				_ = d.src.SetReadDeadline(time.Time{})
-				continue
-			}
-			d.fail(err, errors.Is(err, syscall.EPIPE) || tcpClosed(d.dst) && !tcpClosed(d.src))
-			break
-		}
-		d.peekFirst = true
+	outcome := d.copy()
+	for outcome == copyMore {
+		outcome = d.copy()
+	}
+	if outcome == copyParked {
+		return
+	}
+	if d.p != nil {
+		d.pipes.put(d.p, d.hint) // closes it if bytes are left in it
+		d.p = nil
 	}
 	d.ended.Store(true)
 	d.c.directionDone()
+}
+
+// copyOutcome says what run does after one copy.
+type copyOutcome uint8
+
+const (
+	copyMore   copyOutcome = iota // go on copying
+	copyDone                      // d is done: FIN sent on dst, or the connection aborted
+	copyParked                    // d parked and belongs to the parker now
+)
+
+// copy moves what src has, waiting for it without a pipe.
+func (d *direction) copy() copyOutcome {
+	d.fin, d.srcErr, d.dstErr = false, nil, nil
+	if err := d.raw.Read(d.drainFn); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The watch timer found the connection idle and woke us.
+			if d.park() {
+				return copyParked
+			}
+			return copyMore
+		}
+		d.fail(err, false)
+		return copyDone
+	}
+	switch {
+	case d.dstErr != nil:
+		d.fail(d.dstErr, true)
+		return copyDone
+	case d.srcErr != nil:
+		d.fail(d.srcErr, false)
+		return copyDone
+	case d.fin:
+		d.c.noteFIN(d.finEnd)
+		d.ended.Store(true) // before the FIN leaves: see watch
+		if err := d.dst.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.fail(err, true)
+		}
+		return copyDone
+	}
+	// dst's buffer is full and the pipe holds the rest: wait for dst to take
+	// it, src's lock not held.
+	d.writing.Store(true)
+	err := d.dstRaw.Write(d.pumpFn)
+	d.writing.Store(false)
+	if err == nil {
+		err = d.dstErr
+	}
+	if err != nil {
+		d.fail(err, true)
+		return copyDone
+	}
+	d.pipes.put(d.p, d.hint)
+	d.p = nil
+	return copyMore
+}
+
+// drain is src's raw-read callback. It splices src into a pipe and the pipe
+// into dst until src is empty (then it gives the pipe back and returns false
+// to wait), src sent FIN or failed, dst failed, or dst's buffer is full
+// (the pipe, still holding bytes, stays with d).
+func (d *direction) drain(fd uintptr) bool {
+	for {
+		if d.p == nil {
+			d.hint = int(fd)
+			p, err := d.pipes.get(d.hint)
+			if err != nil {
+				d.srcErr = fmt.Errorf("taking a splice pipe: %w", err)
+				return true
+			}
+			d.p = p
+		}
+		n, err := unix.Splice(int(fd), nil, d.p.w, nil, maxSplice, spliceFlags)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			d.pipes.put(d.p, d.hint)
+			d.p = nil
+			return false
+		case err != nil:
+			d.srcErr = os.NewSyscallError("splice", err)
+			return true
+		case n == 0:
+			d.fin = true
+			return true
+		}
+		d.p.data += int(n)
+		if err := d.dstRaw.Control(d.pumpCtl); err != nil {
+			d.dstErr = err
+			return true
+		}
+		if d.dstErr != nil || d.p.data > 0 {
+			return true
+		}
+	}
+}
+
+// pump splices the pipe into dst. It returns false when dst's buffer is full
+// (bytes are left), true when the pipe is empty or splicing failed (dstErr).
+func (d *direction) pump(fd uintptr) bool {
+	for d.p.data > 0 {
+		n, err := unix.Splice(d.p.r, nil, int(fd), nil, d.p.data, spliceFlags)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			d.dstErr = os.NewSyscallError("splice", err)
+			return true
+		case n == 0:
+			d.dstErr = errSpliceStalled
+			return true
+		}
+		d.p.data -= int(n)
+		d.bytes.Add(n)
+		if d.total != nil {
+			d.total.Add(n)
+		}
+	}
+	return true
 }
 
 // fail ends the connection after an error on src (or on dst when atDst),
@@ -172,67 +282,6 @@ func (d *direction) fail(err error, atDst bool) {
 		why = d.errEnd
 	}
 	d.c.abort(why, true)
-}
-
-// await blocks, holding no pipe, until src has bytes queued, has sent FIN
-// (0, nil) or has failed.
-func (d *direction) await() (int, error) {
-	d.queued, d.waitErr = 0, nil
-	if err := d.raw.Read(d.ready); err != nil {
-		return 0, err
-	}
-	return d.queued, d.waitErr
-}
-
-// readable is the raw-read callback: it returns false to wait for the socket
-// to become readable, true once await has its answer.
-func (d *direction) readable(fd uintptr) bool {
-	for {
-		if d.peekFirst {
-			// Right after a splice the socket is most likely empty: one
-			// peek says so, where asking for the count first costs two calls.
-			d.peekFirst = false
-			r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&d.peek[0])), 1,
-				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-			switch {
-			case errno == unix.EINTR:
-				d.peekFirst = true
-				continue
-			case errno == unix.EAGAIN:
-				return false
-			case errno != 0:
-				d.waitErr = os.NewSyscallError("recvfrom", errno)
-				return true
-			case r == 0:
-				return true
-			}
-			// Bytes are queued: ask how many.
-		}
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&d.inq)))
-		if errno != 0 {
-			d.waitErr = os.NewSyscallError("ioctl SIOCINQ", errno)
-			return true
-		}
-		if d.inq > 0 {
-			d.queued = int(d.inq)
-			return true
-		}
-		// Nothing queued: FIN, a pending error, or simply no data yet.
-		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&d.peek[0])), 1,
-			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EINTR:
-			continue
-		case errno == unix.EAGAIN:
-			return false
-		case errno != 0:
-			d.waitErr = os.NewSyscallError("recvfrom", errno)
-			return true
-		case r == 0:
-			return true
-		}
-		// A byte arrived between the two calls: ask again how many.
-	}
 }
 
 // tcpClosed reports whether the kernel has put conn in TCP_CLOSE, which is
