@@ -52,14 +52,24 @@ func (s *Server) getBackend(c echo.Context) error {
 func (s *Server) drain(c echo.Context) error   { return s.apiAction(c, "drain", s.ctrl.Drain) }
 func (s *Server) undrain(c echo.Context) error { return s.apiAction(c, "undrain", s.ctrl.Undrain) }
 
-func (s *Server) apiAction(c echo.Context, action string, f func(svc, backend, by string) (status.Backend, error)) error {
+// backendAction is a controller action on one backend (drain, undrain).
+type backendAction func(svc, backend, by string) (status.Backend, error)
+
+// runAction reads the backend from the path, runs f on behalf of whoever
+// asked (origin "api" or "dashboard") and logs it.
+func (s *Server) runAction(c echo.Context, origin, action string, f backendAction) (string, status.Backend, error) {
 	svc, name, err := backendParams(c)
 	if err != nil {
-		return err
+		return "", status.Backend{}, err
 	}
-	by := who(c, "api")
+	by := who(c, origin)
 	b, err := f(svc, name, by)
 	s.logAction(by, action, svc, name, err).Msg("admin action")
+	return svc, b, err
+}
+
+func (s *Server) apiAction(c echo.Context, action string, f backendAction) error {
+	_, b, err := s.runAction(c, "api", action, f)
 	if err != nil {
 		return err
 	}

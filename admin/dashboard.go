@@ -61,14 +61,8 @@ func (s *Server) uiBackend(c echo.Context) error {
 func (s *Server) uiDrain(c echo.Context) error   { return s.uiAction(c, "drain", s.ctrl.Drain) }
 func (s *Server) uiUndrain(c echo.Context) error { return s.uiAction(c, "undrain", s.ctrl.Undrain) }
 
-func (s *Server) uiAction(c echo.Context, action string, f func(svc, backend, by string) (status.Backend, error)) error {
-	svc, name, err := backendParams(c)
-	if err != nil {
-		return err
-	}
-	by := who(c, "dashboard")
-	b, err := f(svc, name, by)
-	s.logAction(by, action, svc, name, err).Msg("admin action")
+func (s *Server) uiAction(c echo.Context, action string, f backendAction) error {
+	svc, b, err := s.runAction(c, "dashboard", action, f)
 	if err != nil {
 		return err
 	}
