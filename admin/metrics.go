@@ -29,10 +29,10 @@ func newRegistry(ctrl Controller) *prometheus.Registry {
 type collector struct {
 	ctrl Controller
 
-	connections, active, failures, bytes     *prometheus.Desc
-	eligible, state, checks, circuit, weight *prometheus.Desc
-	svcActive, svcConnections, retries       *prometheus.Desc
-	rejected                                 *prometheus.Desc
+	connections, active, failures, bytes             *prometheus.Desc
+	eligible, state, checks, circuit, weight         *prometheus.Desc
+	svcActive, svcConnections, retries, acceptErrors *prometheus.Desc
+	rejected                                         *prometheus.Desc
 }
 
 var (
@@ -62,7 +62,8 @@ func newCollector(ctrl Controller) *collector {
 			serviceLabels, nil),
 		svcConnections: d("balance_service_connections_total", "Client connections accepted by the service.",
 			serviceLabels, nil),
-		retries: d("balance_retries_total", "Connect attempts beyond the first.", serviceLabels, nil),
+		retries:      d("balance_retries_total", "Connect attempts beyond the first.", serviceLabels, nil),
+		acceptErrors: d("balance_accept_errors_total", "Failed accepts, e.g. out of file descriptors; the accept loop backs off and keeps serving.", serviceLabels, nil),
 		rejected: d("balance_rejected_connections_total", "Client connections closed without being served, by reason.",
 			slices.Concat(serviceLabels, []string{"reason"}), nil),
 	}
@@ -71,7 +72,7 @@ func newCollector(ctrl Controller) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connections, c.active, c.failures, c.bytes, c.eligible, c.state,
-		c.checks, c.circuit, c.weight, c.svcActive, c.svcConnections, c.retries, c.rejected} {
+		c.checks, c.circuit, c.weight, c.svcActive, c.svcConnections, c.retries, c.acceptErrors, c.rejected} {
 		ch <- d
 	}
 }
@@ -88,6 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.svcActive, float64(s.ActiveConnections), s.Name)
 		counter(c.svcConnections, s.TotalConnections, s.Name)
 		counter(c.retries, s.Retries, s.Name)
+		counter(c.acceptErrors, s.AcceptErrors, s.Name)
 		for _, r := range s.Rejected.Reasons() {
 			counter(c.rejected, r.Count, s.Name, r.Reason)
 		}

@@ -62,6 +62,7 @@ func TestMetricsFollowTheController(t *testing.T) {
 		s.ActiveConnections = 6
 		s.TotalConnections = 50
 		s.Retries = 4
+		s.AcceptErrors = 9
 		s.Rejected = status.Rejected{MaxConnections: 1, NoBackend: 2, ConnectFailed: 3, ProxyHeader: 4}
 	})
 	if err != nil {
@@ -91,6 +92,7 @@ func TestMetricsFollowTheController(t *testing.T) {
 		"balance_circuit_breaker_state{backend=c,service=web}":                   0,
 		"balance_backend_weight{backend=a,service=web}":                          2,
 		"balance_retries_total{service=web}":                                     4,
+		"balance_accept_errors_total{service=web}":                               9,
 		"balance_rejected_connections_total{reason=max_connections,service=web}": 1,
 		"balance_rejected_connections_total{reason=no_backend,service=web}":      2,
 		"balance_rejected_connections_total{reason=connect_failed,service=web}":  3,
@@ -111,7 +113,7 @@ func TestMetricsFollowTheController(t *testing.T) {
 		}
 	}
 	counters := []string{"balance_connections_total", "balance_connect_failures_total", "balance_bytes_total",
-		"balance_health_checks_total", "balance_retries_total", "balance_rejected_connections_total",
+		"balance_health_checks_total", "balance_retries_total", "balance_accept_errors_total", "balance_rejected_connections_total",
 		"balance_service_connections_total"}
 	gauges := []string{"balance_active_connections", "balance_backend_eligible", "balance_backend_state",
 		"balance_circuit_breaker_state", "balance_service_active_connections", "balance_backend_weight"}

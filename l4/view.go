@@ -47,6 +47,7 @@ func (s *service) view() status.Service {
 		ActiveConnections: s.active.Load(),
 		TotalConnections:  s.total.Load(),
 		Retries:           s.retries.Load(),
+		AcceptErrors:      s.acceptErrors.Load(),
 		Rejected: status.Rejected{
 			MaxConnections: s.rejected.maxConns.Load(),
 			NoBackend:      s.rejected.noBackend.Load(),

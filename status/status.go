@@ -17,6 +17,7 @@ type Service struct {
 	TotalConnections    int64     `json:"total_connections"`
 	RejectedConnections int64     `json:"rejected_connections"`
 	Retries             int64     `json:"retries"`
+	AcceptErrors        int64     `json:"accept_errors"` // failed accepts (e.g. out of file descriptors)
 	Rejected            Rejected  `json:"rejected"`
 	Backends            []Backend `json:"backends"`
 }

@@ -283,10 +283,10 @@ address = %q
 // must serve again once they are gone.
 func TestAcceptLoopUnderTinyFDLimit(t *testing.T) {
 	backend := startEcho(t)
-	svcAddr := freePort(t)
+	svcAddr, adminAddr := freePort(t), freePort(t)
 	path := writeFile(t, "fd.toml", fmt.Sprintf(`
 [admin]
-listen = ""
+listen = %q
 [log]
 access_log = false
 [health_check]
@@ -296,7 +296,7 @@ name = "fd"
 listen = %q
 [[services.backends]]
 address = %q
-`, svcAddr, backend.Addr()))
+`, adminAddr, svcAddr, backend.Addr()))
 	p := startShell(t, fmt.Sprintf("ulimit -n 64 && exec %s -config %s", binary, path))
 	waitListening(t, svcAddr)
 
@@ -335,6 +335,12 @@ address = %q
 	})
 	if !strings.Contains(p.stderr(), "too many open files") {
 		t.Errorf("no log line about the fd limit:\n%s", p.stderr())
+	}
+	var svc struct {
+		AcceptErrors int64 `json:"accept_errors"`
+	}
+	if code := getJSON(adminAddr, "/api/v1/services/fd", &svc); code != 200 || svc.AcceptErrors == 0 {
+		t.Errorf("accept_errors = %d (status %d), want the failed accepts counted", svc.AcceptErrors, code)
 	}
 }
 
