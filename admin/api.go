@@ -83,36 +83,48 @@ type closedBody struct {
 }
 
 func (s *Server) disconnect(c echo.Context) error {
-	svc, name, err := backendParams(c)
-	if err != nil {
-		return err
-	}
-	by := who(c, "api")
-	n, err := s.ctrl.Disconnect(svc, name, by)
-	s.logAction(by, "disconnect", svc, name, err).Int("closed", n).Msg("admin action")
+	_, _, n, err := s.runDisconnect(c, "api")
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, closedBody{Closed: n})
 }
 
+// runDisconnect closes the path's backend's connections on behalf of whoever
+// asked, and logs it.
+func (s *Server) runDisconnect(c echo.Context, origin string) (svc, name string, n int, err error) {
+	if svc, name, err = backendParams(c); err != nil {
+		return "", "", 0, err
+	}
+	by := who(c, origin)
+	n, err = s.ctrl.Disconnect(svc, name, by)
+	s.logAction(by, "disconnect", svc, name, err).Int("closed", n).Msg("admin action")
+	return svc, name, n, err
+}
+
 func (s *Server) setWeight(c echo.Context) error {
-	svc, name, err := backendParams(c)
-	if err != nil {
-		return err
-	}
-	w, err := decodeWeight(c.Request().Body)
-	if err != nil {
-		return err
-	}
-	by := who(c, "api")
-	b, err := s.ctrl.SetWeight(svc, name, w, by)
-	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Msg("admin action")
+	_, b, _, err := s.runSetWeight(c, "api", func() (int, error) { return decodeWeight(c.Request().Body) })
 	if err != nil {
 		return err
 	}
 	normaliseBackend(&b)
 	return c.JSON(http.StatusOK, b)
+}
+
+// runSetWeight sets the path's backend's weight, read by weight (a JSON body
+// for the API, a form for the dashboard), on behalf of whoever asked, and logs it.
+func (s *Server) runSetWeight(c echo.Context, origin string, weight func() (int, error)) (svc string, b status.Backend, w int, err error) {
+	svc, name, err := backendParams(c)
+	if err != nil {
+		return "", b, 0, err
+	}
+	if w, err = weight(); err != nil {
+		return "", b, 0, err
+	}
+	by := who(c, origin)
+	b, err = s.ctrl.SetWeight(svc, name, w, by)
+	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Msg("admin action")
+	return svc, b, w, err
 }
 
 // reload answers 400 with the controller's message, which lists every problem,

@@ -70,13 +70,7 @@ func (s *Server) uiAction(c echo.Context, action string, f backendAction) error 
 }
 
 func (s *Server) uiDisconnect(c echo.Context) error {
-	svc, name, err := backendParams(c)
-	if err != nil {
-		return err
-	}
-	by := who(c, "dashboard")
-	n, err := s.ctrl.Disconnect(svc, name, by)
-	s.logAction(by, "disconnect", svc, name, err).Int("closed", n).Msg("admin action")
+	svc, name, n, err := s.runDisconnect(c, "dashboard")
 	if err != nil {
 		return err
 	}
@@ -89,24 +83,16 @@ func (s *Server) uiDisconnect(c echo.Context) error {
 }
 
 func (s *Server) uiSetWeight(c echo.Context) error {
-	svc, name, err := backendParams(c)
+	svc, b, w, err := s.runSetWeight(c, "dashboard", func() (int, error) {
+		if err := c.Request().ParseForm(); err != nil {
+			return 0, fmt.Errorf("reading weight form: %w", err)
+		}
+		return parseWeight(strings.TrimSpace(c.Request().PostForm.Get("weight")))
+	})
 	if err != nil {
 		return err
 	}
-	if err := c.Request().ParseForm(); err != nil {
-		return fmt.Errorf("reading weight form: %w", err)
-	}
-	w, err := parseWeight(strings.TrimSpace(c.Request().PostForm.Get("weight")))
-	if err != nil {
-		return err
-	}
-	by := who(c, "dashboard")
-	b, err := s.ctrl.SetWeight(svc, name, w, by)
-	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Msg("admin action")
-	if err != nil {
-		return err
-	}
-	toast(c, fmt.Sprintf("weight of %s/%s set to %d", svc, name, w))
+	toast(c, fmt.Sprintf("weight of %s/%s set to %d", svc, b.Name, w))
 	return s.renderBackend(c, svc, b)
 }
 
