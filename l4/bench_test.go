@@ -118,24 +118,7 @@ func BenchmarkTransfer64MiB(b *testing.B) {
 		_, _ = c.Write([]byte("k"))
 	})
 	rt, _ := startRuntime(b, testConfig(testService("s", be("sink", sink.addr))))
-	// plain is the obvious Go proxy: io.Copy both ways (splice, holding a
-	// pipe while blocked), as a reference.
-	plain := startBackend(b, func(c *net.TCPConn) {
-		up, err := net.Dial("tcp", sink.addr)
-		if err != nil {
-			return
-		}
-		defer up.Close()
-		done := make(chan struct{})
-		go func() {
-			_, _ = io.Copy(c, up)
-			_ = c.CloseWrite()
-			close(done)
-		}()
-		_, _ = io.Copy(up, c)
-		_ = up.(*net.TCPConn).CloseWrite()
-		<-done
-	})
+	plain := startObviousProxy(b, sink.addr)
 	targets := map[string]string{"direct": sink.addr, "l4": rt.Addr("s").String(), "plain": plain.addr}
 	for _, name := range []string{"direct", "l4", "plain"} {
 		b.Run(name, func(b *testing.B) {
@@ -210,22 +193,7 @@ func BenchmarkConnectionRate(b *testing.B) {
 	cfg := testConfig(sc)
 	cfg.Log.AccessLog = false
 	rt, _ := startRuntime(b, cfg)
-	plain := startBackend(b, func(c *net.TCPConn) {
-		up, err := net.Dial("tcp", srv.addr)
-		if err != nil {
-			return
-		}
-		defer up.Close()
-		done := make(chan struct{})
-		go func() {
-			_, _ = io.Copy(c, up)
-			_ = c.CloseWrite()
-			close(done)
-		}()
-		_, _ = io.Copy(up, c)
-		_ = up.(*net.TCPConn).CloseWrite()
-		<-done
-	})
+	plain := startObviousProxy(b, srv.addr)
 	targets := map[string]string{"direct": srv.addr, "l4": rt.Addr("s").String(), "plain": plain.addr}
 	for _, name := range []string{"direct", "l4", "plain"} {
 		b.Run(name, func(b *testing.B) {
@@ -247,4 +215,26 @@ func BenchmarkConnectionRate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startObviousProxy starts the obvious Go proxy in front of target, as a
+// reference: io.Copy both ways (splice, holding a pipe while blocked) with
+// half-close.
+func startObviousProxy(b *testing.B, target string) *backendServer {
+	return startBackend(b, func(c *net.TCPConn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(c, up)
+			_ = c.CloseWrite()
+			close(done)
+		}()
+		_, _ = io.Copy(up, c)
+		_ = up.(*net.TCPConn).CloseWrite()
+		<-done
+	})
 }
