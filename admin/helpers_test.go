@@ -13,30 +13,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/admin/admintest"
+	"github.com/balancel4/balance-l4/internal/testclock"
 	"github.com/balancel4/balance-l4/status"
 )
 
 // clock is a settable time source for Options.Now and the fake controller.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock {
-	return &clock{t: time.Date(2026, 11, 3, 14, 30, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(time.Date(2026, 11, 3, 14, 30, 0, 0, time.UTC)) }
 
 // fixture is a server on the fake controller with two services:
 // web (a healthy, b unhealthy, c draining with one connection) and db (pg1).

@@ -7,29 +7,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/balancel4/balance-l4/internal/testclock"
 )
 
 // fakeClock is a settable clock for Status and Passive.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return testclock.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)) }
 
 func failed(msg string) Result { return Result{OK: false, Err: msg, Duration: time.Millisecond} }
 func passed() Result           { return Result{OK: true, Duration: time.Millisecond} }
