@@ -3,6 +3,7 @@ package l4
 import (
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -108,3 +109,13 @@ func (pp *pipePool) closePipe(p *pipe) {
 	_ = unix.Close(p.w)
 	pp.open.Add(-1)
 }
+
+// copyBufSize is the buffer small messages are copied through. A read that
+// fills it switches the direction to splice.
+const copyBufSize = 16 << 10
+
+type copyBuf [copyBufSize]byte
+
+// copyBufs holds buffers between messages: a direction keeps one only while
+// bytes read into it wait for dst.
+var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}

@@ -20,15 +20,25 @@ const maxSplice = 4 << 20
 // which the kernel should never do.
 var errSpliceStalled = errors.New("l4: splice from a non-empty pipe moved nothing")
 
-// direction copies one way, src -> dst, with splice(2).
+// direction copies one way, src -> dst: small messages with read(2) and
+// write(2) through a pooled buffer, bulk data with splice(2) through a pooled
+// pipe. Neither is held while src is empty.
 //
-// Per message that is three system calls, as with Go's io.Copy, yet no pipe
-// is held while src is empty: inside src's raw-read callback it splices src
-// into a pooled pipe (no bytes: give the pipe back and wait in the netpoller),
-// then the pipe into dst, and loops. Only when dst's buffer is full does it
-// leave the callback, keeping the pipe with its bytes, and wait for dst to
-// take them through dst's raw write; src's lock is not held then, so closing
-// both sockets never waits on a blocked write.
+// Inside src's raw-read callback it reads src into a buffer and writes that
+// to dst. A read shorter than the buffer means src's receive queue is empty
+// (Linux TCP returns less only then), so it gives the buffer back and waits in
+// the netpoller without the read that would say EAGAIN: two system calls per
+// message, as nginx makes. A read that fills the buffer says bulk data is
+// flowing: it switches to splice, src into a pipe and the pipe into dst, until
+// a wake-up moves less than a buffer's worth (HAProxy's splice-auto, by
+// another measure). Splicing cannot tell an empty src from a full pipe, so it
+// ends each wake-up with the splice that finds EAGAIN: three calls per chunk,
+// with no copy through user space.
+//
+// Only when dst's buffer is full does it leave the callback, keeping the
+// buffer or pipe with its bytes, and wait for dst to take them through dst's
+// raw write; src's lock is not held then, so closing both sockets never waits
+// on a blocked write.
 type direction struct {
 	c        *proxyConn
 	src, dst *net.TCPConn
@@ -41,10 +51,15 @@ type direction struct {
 	pumpCtl  func(fd uintptr)      // d.pump for dstRaw.Control, bound once
 
 	// Used by the direction's goroutine only.
-	p      *pipe // held while bytes are in flight
-	fin    bool  // src sent FIN
-	srcErr error // splicing from src failed
-	dstErr error // splicing to dst failed
+	p      *pipe    // held while spliced bytes are in flight
+	buf    *copyBuf // held while read bytes are in flight: buf[off:end]
+	off    int      // the first byte of buf dst has not taken
+	end    int      // the end of the bytes read into buf
+	bulk   bool     // splicing: the last wake-up moved a buffer's worth or more
+	woke   int64    // bytes spliced in this wake-up
+	fin    bool     // src sent FIN
+	srcErr error    // splicing from src failed
+	dstErr error    // splicing to dst failed
 
 	parked     bool        // guarded by c.mu: waiting in the parker, with no goroutine
 	registered bool        // guarded by c.mu: src is in the parker's epoll instance
@@ -132,10 +147,7 @@ func (d *direction) run() {
 	if outcome == copyParked {
 		return
 	}
-	if d.p != nil {
-		d.pipes.put(d.p, d.hint) // closes it if bytes are left in it
-		d.p = nil
-	}
+	d.release()
 	d.ended.Store(true)
 	d.c.directionDone()
 }
@@ -190,16 +202,77 @@ func (d *direction) copy() copyOutcome {
 		d.fail(err, true)
 		return copyDone
 	}
-	d.pipes.put(d.p, d.hint)
-	d.p = nil
+	d.release()
 	return copyMore
 }
 
-// drain is src's raw-read callback. It splices src into a pipe and the pipe
-// into dst until src is empty (then it gives the pipe back and returns false
-// to wait), src sent FIN or failed, dst failed, or dst's buffer is full
-// (the pipe, still holding bytes, stays with d).
+// release gives back the pipe or buffer d holds, if any. A pipe with bytes
+// left in it (the connection failed midway) is closed.
+func (d *direction) release() {
+	if d.p != nil {
+		d.pipes.put(d.p, d.hint)
+		d.p = nil
+	}
+	if d.buf != nil {
+		copyBufs.Put(d.buf)
+		d.buf, d.off, d.end = nil, 0, 0
+	}
+}
+
+// drain is src's raw-read callback. It moves src's bytes to dst until src is
+// empty (then it gives the buffer or pipe back and returns false to wait),
+// src sent FIN or failed, dst failed, or dst's buffer is full (the buffer or
+// pipe, still holding bytes, stays with d).
 func (d *direction) drain(fd uintptr) bool {
+	if d.bulk {
+		d.woke = 0
+		return d.spliceDrain(fd)
+	}
+	return d.readDrain(fd)
+}
+
+// readDrain moves src to dst through a buffer, read by read.
+func (d *direction) readDrain(fd uintptr) bool {
+	for {
+		if d.buf == nil {
+			d.buf = copyBufs.Get().(*copyBuf)
+		}
+		n, err := unix.Read(int(fd), d.buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			d.release()
+			return false
+		case err != nil:
+			d.srcErr = os.NewSyscallError("read", err)
+			return true
+		case n == 0:
+			d.fin = true
+			return true
+		}
+		d.off, d.end = 0, n
+		if err := d.dstRaw.Control(d.pumpCtl); err != nil {
+			d.dstErr = err
+			return true
+		}
+		if d.dstErr != nil || d.off < d.end {
+			return true
+		}
+		if n == len(d.buf) {
+			// Bulk data: splice the rest of it.
+			d.release()
+			d.bulk, d.woke = true, int64(n)
+			return d.spliceDrain(fd)
+		}
+		// src's queue is empty: wait for more, the EAGAIN read saved.
+		d.release()
+		return false
+	}
+}
+
+// spliceDrain moves src to dst through a pipe, splice by splice.
+func (d *direction) spliceDrain(fd uintptr) bool {
 	for {
 		if d.p == nil {
 			d.hint = int(fd)
@@ -215,8 +288,10 @@ func (d *direction) drain(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			d.pipes.put(d.p, d.hint)
-			d.p = nil
+			d.release()
+			if d.woke < copyBufSize {
+				d.bulk = false // a trickle now: read it
+			}
 			return false
 		case err != nil:
 			d.srcErr = os.NewSyscallError("splice", err)
@@ -226,6 +301,7 @@ func (d *direction) drain(fd uintptr) bool {
 			return true
 		}
 		d.p.data += int(n)
+		d.woke += n
 		if err := d.dstRaw.Control(d.pumpCtl); err != nil {
 			d.dstErr = err
 			return true
@@ -236,9 +312,31 @@ func (d *direction) drain(fd uintptr) bool {
 	}
 }
 
-// pump splices the pipe into dst. It returns false when dst's buffer is full
-// (bytes are left), true when the pipe is empty or splicing failed (dstErr).
+// pump moves the bytes d holds into dst. It returns false when dst's buffer
+// is full (bytes are left), true when d holds none or writing failed (dstErr).
 func (d *direction) pump(fd uintptr) bool {
+	if d.p != nil {
+		return d.pumpPipe(fd)
+	}
+	for d.off < d.end {
+		n, err := unix.Write(int(fd), d.buf[d.off:d.end])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			d.dstErr = os.NewSyscallError("write", err)
+			return true
+		}
+		d.off += n
+		d.count(int64(n))
+	}
+	return true
+}
+
+// pumpPipe splices the pipe into dst.
+func (d *direction) pumpPipe(fd uintptr) bool {
 	for d.p.data > 0 {
 		n, err := unix.Splice(d.p.r, nil, int(fd), nil, d.p.data, spliceFlags)
 		switch {
@@ -254,12 +352,17 @@ func (d *direction) pump(fd uintptr) bool {
 			return true
 		}
 		d.p.data -= int(n)
-		d.bytes.Add(n)
-		if d.total != nil {
-			d.total.Add(n)
-		}
+		d.count(n)
 	}
 	return true
+}
+
+// count adds n bytes that dst took to d's counters.
+func (d *direction) count(n int64) {
+	d.bytes.Add(n)
+	if d.total != nil {
+		d.total.Add(n)
+	}
 }
 
 // fail ends the connection after an error on src (or on dst when atDst),

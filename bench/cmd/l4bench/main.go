@@ -65,6 +65,7 @@ type flags struct {
 	out          string
 	repo         string
 	balanceL4    string
+	balanceL4B   string
 	haproxy      string
 	nginx        string
 	controlPlane bool
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.out, "out", "", "Markdown file to write the results into (its l4bench block is replaced)")
 	fs.StringVar(&f.repo, "repo", "", "repository root to build ./cmd/balance-l4 in (default: the module of the working directory)")
 	fs.StringVar(&f.balanceL4, "balance-l4", "", "use this balance-l4 binary instead of building one")
+	fs.StringVar(&f.balanceL4B, "balance-l4-b", "", "a second balance-l4 binary, run as peer balance-l4-b for an A/B comparison")
 	fs.StringVar(&f.haproxy, "haproxy", "", "haproxy binary (default: from PATH or /usr/sbin)")
 	fs.StringVar(&f.nginx, "nginx", "", "nginx binary (default: from PATH or /usr/sbin)")
 	fs.BoolVar(&f.controlPlane, "control-plane", true, "measure balance-l4's health checks at 10 000 backends and its dashboard at 1 000")
@@ -173,7 +175,7 @@ func bench(ctx context.Context, f flags, args []string, stdout, stderr io.Writer
 	machine := report.ReadMachine(commandLine(args), haproxy, nginx)
 	fmt.Fprintf(stderr, "l4bench: load average %s\n", machine.Load)
 
-	env := peer.Env{Dir: dir, Spawn: spawn, HAProxy: haproxy, Nginx: nginx}
+	env := peer.Env{Dir: dir, Spawn: spawn, HAProxy: haproxy, Nginx: nginx, BalanceL4B: f.balanceL4B}
 	if slices.Contains(f.peers, peer.BalanceL4) || f.controlPlane {
 		env.BalanceL4, env.BuildErr = buildBalanceL4(ctx, f, dir, stderr)
 	}

@@ -26,17 +26,36 @@ func newBalanceL4(env Env) *procPeer {
 		p.absent = fmt.Errorf("%w: balance-l4 binary not given", ErrAbsent)
 		return p
 	}
-	p.command = func(dir string, fe Frontends) (*exec.Cmd, error) {
+	p.command = balanceL4Command(env, env.BalanceL4)
+	return p
+}
+
+// newBalanceL4B runs a second balance-l4 binary, configured as the first.
+func newBalanceL4B(env Env) *procPeer {
+	p := &procPeer{
+		name:     BalanceL4B,
+		env:      env,
+		describe: "the balance-l4 binary given with -balance-l4-b, configured as balance-l4",
+	}
+	if env.BalanceL4B == "" {
+		p.absent = fmt.Errorf("%w: no -balance-l4-b binary given", ErrAbsent)
+		return p
+	}
+	p.command = balanceL4Command(env, env.BalanceL4B)
+	return p
+}
+
+func balanceL4Command(env Env, bin string) func(dir string, fe Frontends) (*exec.Cmd, error) {
+	return func(dir string, fe Frontends) (*exec.Cmd, error) {
 		cfg := filepath.Join(dir, "balance-l4.toml")
 		if err := os.WriteFile(cfg, []byte(BalanceL4Config(fe, env.Backends.Echo, env.Backends.Sink)), 0o644); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", cfg, err)
 		}
-		if err := CheckBalanceL4Config(env.BalanceL4, cfg); err != nil {
+		if err := CheckBalanceL4Config(bin, cfg); err != nil {
 			return nil, err
 		}
-		return exec.Command(env.BalanceL4, "-config", cfg), nil
+		return exec.Command(bin, "-config", cfg), nil
 	}
-	return p
 }
 
 // BalanceL4Config is the configuration of the balance-l4 peer (SPEC §2).

@@ -28,17 +28,20 @@ import (
 
 // Peer names, in the order the report shows them.
 const (
-	Direct     = "direct"
-	BalanceL4  = "balance-l4"
-	HAProxy1   = "haproxy-1t"
-	HAProxy2   = "haproxy-2t"
-	Nginx      = "nginx"
-	GoProxy    = "go-proxy"
+	Direct    = "direct"
+	BalanceL4 = "balance-l4"
+	HAProxy1  = "haproxy-1t"
+	HAProxy2  = "haproxy-2t"
+	Nginx     = "nginx"
+	GoProxy   = "go-proxy"
+	// BalanceL4B is a second balance-l4 binary (-balance-l4-b), for an A/B
+	// comparison of two builds in one run; not in the default set.
+	BalanceL4B = "balance-l4-b"
 	DefaultSet = Direct + "," + BalanceL4 + "," + HAProxy1 + "," + HAProxy2 + "," + Nginx + "," + GoProxy
 )
 
 // Names lists every peer in report order.
-var Names = []string{Direct, BalanceL4, HAProxy1, HAProxy2, Nginx, GoProxy}
+var Names = []string{Direct, BalanceL4, BalanceL4B, HAProxy1, HAProxy2, Nginx, GoProxy}
 
 // ErrAbsent marks a peer that cannot run on this machine.
 var ErrAbsent = errors.New("peer: absent")
@@ -71,13 +74,14 @@ type Peer interface {
 
 // Env is what peers are started with.
 type Env struct {
-	Dir       string        // scratch directory for configurations and logs
-	Spawn     Spawner       // runs this benchmark binary in a child mode
-	BalanceL4 string        // path of the built balance-l4 binary, "" if it was not built
-	BuildErr  error         // why balance-l4 was not built
-	HAProxy   string        // path of haproxy, "" to look it up
-	Nginx     string        // path of nginx, "" to look it up
-	Backends  backend.Addrs // the backends every peer proxies to
+	Dir        string        // scratch directory for configurations and logs
+	Spawn      Spawner       // runs this benchmark binary in a child mode
+	BalanceL4  string        // path of the built balance-l4 binary, "" if it was not built
+	BuildErr   error         // why balance-l4 was not built
+	BalanceL4B string        // path of a second balance-l4 binary to compare, "" if none
+	HAProxy    string        // path of haproxy, "" to look it up
+	Nginx      string        // path of nginx, "" to look it up
+	Backends   backend.Addrs // the backends every peer proxies to
 }
 
 // New returns the named peer.
@@ -90,6 +94,8 @@ func New(name string, env Env) (Peer, error) {
 		return direct{env.Backends}, nil
 	case BalanceL4:
 		return newBalanceL4(env), nil
+	case BalanceL4B:
+		return newBalanceL4B(env), nil
 	case HAProxy1:
 		return newHAProxy(env, 1), nil
 	case HAProxy2:
