@@ -2,6 +2,7 @@ package l4
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -327,4 +328,61 @@ func straceCalls(report string) map[string]int {
 		}
 	}
 	return calls
+}
+
+// TestSmallMessagesAreReadNotSpliced runs a ping-pong of small messages
+// through a child under strace: they go through read(2) and write(2), two
+// calls per message and direction (a short read saves the one that would say
+// EAGAIN), and never through splice's three.
+func TestSmallMessagesAreReadNotSpliced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("strace is not installed")
+		}
+		t.Skip("strace is not installed")
+	}
+	srv := startBackend(t, echo)
+	out := filepath.Join(t.TempDir(), "strace.txt")
+	ch := startChild(t, "splice", srv.addr, strace, "-f", "-c", "-o", out, "-e", "trace=splice,read,write")
+
+	c, err := net.DialTimeout("tcp", ch.addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	const rounds = 500
+	msg, reply := payload(64, 7), make([]byte, 64)
+	for i := range rounds {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatalf("round %d: sending: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, reply); err != nil {
+			t.Fatalf("round %d: reading the echo: %v", i, err)
+		}
+		if !bytes.Equal(reply, msg) {
+			t.Fatalf("round %d: echo %q, want %q", i, reply, msg)
+		}
+	}
+	_ = c.Close()
+	ch.stop(t)
+
+	report, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := straceCalls(string(report))
+	t.Logf("system calls for %d round trips: %v", rounds, calls)
+	if calls["splice"] > 10 {
+		t.Fatalf("%d splice calls for %d small messages each way; strace summary:\n%s", calls["splice"], rounds, report)
+	}
+	// 2 reads and 2 writes per round trip, with room for the runtime's own
+	// and for a wake-up that finds nothing left to read.
+	if rw := calls["read"] + calls["write"]; rw < 4*rounds || rw > 5*rounds {
+		t.Fatalf("%d read/write calls for %d round trips, want about %d; strace summary:\n%s", rw, rounds, 4*rounds, report)
+	}
 }

@@ -324,3 +324,40 @@ func TestIdleConnectionsHoldNoPipe(t *testing.T) {
 		return openPipes(t)-before <= 4
 	})
 }
+
+// TestMixedMessageSizesEchoIntact alternates small messages, which are read
+// and written, with bulk ones, which switch a direction to splice and back,
+// through an echo backend, and checks every byte and the counters.
+func TestMixedMessageSizesEchoIntact(t *testing.T) {
+	srv := startBackend(t, echo)
+	rt, _ := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
+	c := dialService(t, rt, "s")
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+
+	sizes := []int{1, 64, copyBufSize - 1, copyBufSize, copyBufSize + 1, 3 << 20, 64, 1, 1 << 20, 200, 5}
+	var total int
+	for i, size := range sizes {
+		msg := payload(size, uint64(i))
+		sent := make(chan error, 1)
+		go func() { // a bulk message fills both ways' buffers: send while reading
+			_, err := c.Write(msg)
+			sent <- err
+		}()
+		got := make([]byte, size)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("message %d (%d bytes): reading the echo: %v", i, size, err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatalf("message %d (%d bytes): sending: %v", i, size, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("message %d (%d bytes): echo differs", i, size)
+		}
+		total += size
+	}
+	_ = c.Close()
+	waitFor(t, "the connection to end", func() bool { return backendView(t, rt, "s", "b").ActiveConnections == 0 })
+	if v := backendView(t, rt, "s", "b"); v.BytesIn != int64(total) || v.BytesOut != int64(total) {
+		t.Fatalf("bytes in/out = %d/%d, want %d each", v.BytesIn, v.BytesOut, total)
+	}
+}
