@@ -98,5 +98,5 @@ func (s *service) admit(conn *net.TCPConn) {
 		return
 	}
 	s.r.connWG.Add(1)
-	go s.serve(conn, cfg)
+	s.r.workers.run(func() { s.serve(conn, cfg) })
 }

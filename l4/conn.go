@@ -73,10 +73,11 @@ type proxyConn struct {
 	accessLog bool
 	running   atomic.Int32 // directions not done yet
 
-	parker *parker
-	pipes  *pipePool // the runtime's splice pipes
-	parkID uint64    // 0 until a direction first parks; then guarded by c.mu
-	parkFD int       // the parker's epoll descriptor, open while parkID is set
+	parker  *parker
+	pipes   *pipePool   // the runtime's splice pipes
+	workers *workerPool // the runtime's kept goroutines
+	parkID  uint64      // 0 until a direction first parks; then guarded by c.mu
+	parkFD  int         // the parker's epoll descriptor, open while parkID is set
 
 	mu         sync.Mutex // guards the fields below; held only for socket calls, never for callbacks
 	closed     bool

@@ -30,11 +30,12 @@ type Runtime struct {
 	rand func() uint64
 
 	// ctx ends dials and backoff sleeps when Shutdown stops waiting.
-	ctx    context.Context
-	cancel context.CancelFunc
-	connWG sync.WaitGroup // one per client connection
-	parker parker         // idle connections' directions wait here, without goroutines
-	pipes  *pipePool      // splice pipes, held only while bytes are in flight
+	ctx     context.Context
+	cancel  context.CancelFunc
+	connWG  sync.WaitGroup // one per client connection
+	parker  parker         // idle connections' directions wait here, without goroutines
+	pipes   *pipePool      // splice pipes, held only while bytes are in flight
+	workers *workerPool    // goroutines kept between connections
 
 	stallCheck time.Duration // how often a connection's watch timer looks at it
 
@@ -70,6 +71,7 @@ func NewRuntime(o Options) *Runtime {
 		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
 		parker:    parker{log: o.Log, failLog: logLimit{interval: logInterval}},
 		pipes:     newPipePool(),
+		workers:   newWorkerPool(),
 
 		stallCheck: stallCheck,
 	}
@@ -132,6 +134,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 	case <-done:
 		r.cancel()
 		r.pipes.close()
+		r.workers.close()
 		return 0, nil
 	case <-ctx.Done():
 	}
@@ -141,6 +144,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 	}
 	<-done
 	r.pipes.close()
+	r.workers.close()
 	if forced > 0 {
 		r.log.Warn().Int("connections", forced).Msg("shutdown deadline reached: closed the remaining connections")
 	}

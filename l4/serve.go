@@ -19,7 +19,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 	c := &proxyConn{
 		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck,
 		svc: s, start: time.Now(), accessLog: cfg.accessLog, parker: &s.r.parker,
-		pipes: s.r.pipes,
+		pipes: s.r.pipes, workers: s.r.workers,
 	}
 	s.track(c)
 

@@ -49,6 +49,7 @@ type direction struct {
 	drainFn  func(fd uintptr) bool // d.drain, bound once
 	pumpFn   func(fd uintptr) bool // d.pump, bound once
 	pumpCtl  func(fd uintptr)      // d.pump for dstRaw.Control, bound once
+	runFn    func()                // runs d, named for stack dumps, bound once
 
 	// Used by the direction's goroutine only.
 	p      *pipe    // held while spliced bytes are in flight
@@ -92,7 +93,9 @@ func (d *direction) init(c *proxyConn, src, dst *net.TCPConn, total *atomic.Int6
 	if srcIsClient {
 		d.finEnd, d.resetEnd, d.errEnd = endClientFIN, endClientReset, endClientError
 		d.peerResetEnd, d.peerErrorEnd = endBackendReset, endBackendError
+		d.runFn = c.clientToBackend
 	} else {
+		d.runFn = c.backendToClient
 		d.finEnd, d.resetEnd, d.errEnd = endBackendFIN, endBackendReset, endBackendError
 		d.peerResetEnd, d.peerErrorEnd = endClientReset, endClientError
 	}
@@ -101,8 +104,8 @@ func (d *direction) init(c *proxyConn, src, dst *net.TCPConn, total *atomic.Int6
 
 // splice copies both directions until both are done; the last one to finish
 // closes both sockets and ends the connection (c.end). The calling goroutine
-// copies client -> backend, one more goroutine backend -> client; either
-// goroutine returns early when its direction parks (park.go).
+// copies client -> backend, one more (a kept one, workers.go) backend ->
+// client; either returns early when its direction parks (park.go).
 func (c *proxyConn) splice(inTotal, outTotal *atomic.Int64) {
 	if err := c.up.init(c, c.client, c.backend, inTotal, true); err != nil {
 		c.abort(endClientError, true)
@@ -116,7 +119,7 @@ func (c *proxyConn) splice(inTotal, outTotal *atomic.Int64) {
 	}
 	c.running.Store(2)
 	c.startWatch()
-	go c.backendToClient()
+	c.workers.run(c.down.runFn)
 	c.clientToBackend()
 }
 
@@ -128,11 +131,7 @@ func (c *proxyConn) backendToClient() { c.down.run() }
 
 // start runs d in a goroutine of its own: resuming a parked direction.
 func (d *direction) start() {
-	if d == &d.c.up {
-		go d.c.clientToBackend()
-	} else {
-		go d.c.backendToClient()
-	}
+	d.c.workers.run(d.runFn)
 }
 
 // run copies until src sends FIN (then it shuts down writing on dst and lets
