@@ -14,9 +14,17 @@ type tcpChecker struct {
 	dialer
 	send   []byte
 	expect string
+	// connectOnly: no send, no expect, no caller's Dialer, so an IP
+	// literal is checked by connectCheck, without net.Dialer.
+	connectOnly bool
 }
 
 func (c *tcpChecker) Check(ctx context.Context, addr string) error {
+	if c.connectOnly {
+		if ap, ok := c.connectTarget(addr); ok {
+			return connectCheck(ctx, ap)
+		}
+	}
 	conn, target, err := c.dial(ctx, addr)
 	if err != nil {
 		return err

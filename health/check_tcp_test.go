@@ -167,21 +167,7 @@ func atoi(t *testing.T, s string) int {
 // BenchmarkTCPCheck is one connect-only check against a loopback listener:
 // mostly the kernel's handshake, for both ends.
 func BenchmarkTCPCheck(b *testing.B) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	addr := acceptAndClose(b)
 	c, err := NewChecker(CheckSettings{Type: "tcp"})
 	if err != nil {
 		b.Fatal(err)
@@ -190,11 +176,8 @@ func BenchmarkTCPCheck(b *testing.B) {
 	defer cancel()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.Check(ctx, l.Addr().String()); err != nil {
+		if err := c.Check(ctx, addr); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	l.Close()
-	<-done
 }

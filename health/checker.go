@@ -72,7 +72,10 @@ func NewChecker(s CheckSettings) (Checker, error) {
 	}
 	switch s.Type {
 	case TypeTCP, "":
-		return &tcpChecker{dialer: d, send: slices.Clone(s.Send), expect: s.Expect}, nil
+		c := &tcpChecker{dialer: d, send: slices.Clone(s.Send), expect: s.Expect}
+		// A Dialer given by the caller may bind, mark or trace: keep it.
+		c.connectOnly = len(s.Send) == 0 && s.Expect == "" && s.Dialer == nil
+		return c, nil
 	case TypeHTTP, TypeHTTPS:
 		return newHTTPChecker(d, s)
 	case TypePostgres:

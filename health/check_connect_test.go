@@ -1,0 +1,270 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The tests here exercise the plain tcp check's own connect (connectCheck),
+// which NewChecker picks for CheckSettings{Type: "tcp"} and IP literals.
+
+func TestConnectCheckResetsTheConnection(t *testing.T) {
+	readErr := make(chan error, 1)
+	addr := serve(t, func(c net.Conn) {
+		_, err := c.Read(make([]byte, 1))
+		readErr <- err
+	})
+	if err := check(t, mustChecker(t, CheckSettings{Type: "tcp"}), addr, 5*time.Second); err != nil {
+		t.Fatalf("connect to a listener: %v", err)
+	}
+	select {
+	case err := <-readErr:
+		// A reset, not a FIN: the check leaves no TIME_WAIT socket behind.
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the backend read %v after the check, want a reset", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend saw nothing of the check within 10s")
+	}
+}
+
+func TestConnectCheckPassesWithoutAccept(t *testing.T) {
+	// The kernel completes the handshake before the server accepts: that
+	// is what the check asks, as net.Dialer's connect does.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := check(t, mustChecker(t, CheckSettings{}), l.Addr().String(), 5*time.Second); err != nil {
+		t.Fatalf("connect to a listener that does not accept: %v", err)
+	}
+}
+
+func TestConnectCheckRefused(t *testing.T) {
+	addr := closedAddr(t)
+	err := check(t, mustChecker(t, CheckSettings{Type: "tcp"}), addr, 5*time.Second)
+	wantErr(t, err, syscall.ECONNREFUSED, "dial tcp "+addr+": connect: "+refused)
+}
+
+func TestConnectCheckPortOverride(t *testing.T) {
+	up := serve(t, silent)
+	_, port, _ := net.SplitHostPort(up)
+	backend := closedAddr(t)
+	c := mustChecker(t, CheckSettings{Type: "tcp", Port: atoi(t, port)})
+	if err := check(t, c, backend, 5*time.Second); err != nil {
+		t.Fatalf("check of %s with port override %s: %v", backend, port, err)
+	}
+	c = mustChecker(t, CheckSettings{Type: "tcp", Port: atoi(t, closedAddr(t)[len("127.0.0.1:"):])})
+	err := check(t, c, up, 5*time.Second)
+	wantErr(t, err, syscall.ECONNREFUSED, refused)
+}
+
+func TestConnectCheckHostNameUsesDialer(t *testing.T) {
+	addr := serve(t, silent)
+	_, port, _ := net.SplitHostPort(addr)
+	c := mustChecker(t, CheckSettings{Type: "tcp"})
+	if _, ok := c.(*tcpChecker).connectTarget("localhost:" + port); ok {
+		t.Fatal("a host name took the IP-literal path")
+	}
+	if err := check(t, c, net.JoinHostPort("localhost", port), 5*time.Second); err != nil {
+		t.Skipf("localhost does not resolve to 127.0.0.1 here: %v", err)
+	}
+}
+
+func TestConnectCheckIPv6(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	c := mustChecker(t, CheckSettings{Type: "tcp"})
+	if err := check(t, c, l.Addr().String(), 5*time.Second); err != nil {
+		t.Fatalf("connect to %s: %v", l.Addr(), err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	addr := "[::1]:" + port
+	wantErr(t, check(t, c, addr, 5*time.Second), syscall.ECONNREFUSED, "dial tcp "+addr, refused)
+}
+
+func TestConnectCheckBlackHoleTimesOut(t *testing.T) {
+	hole := blackHole(t)
+	c := mustChecker(t, CheckSettings{Type: "tcp"})
+	err := check(t, c, hole, 300*time.Millisecond)
+	wantErr(t, err, context.DeadlineExceeded, "dial tcp "+hole)
+}
+
+// waitingCtx tells when a check asks for its deadline: connectCheck does so
+// only once the handshake is in flight and it is about to wait.
+type waitingCtx struct {
+	context.Context
+	once    *sync.Once
+	waiting chan struct{}
+}
+
+func (c waitingCtx) Deadline() (time.Time, bool) {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Deadline()
+}
+
+func TestConnectCheckCancelWhileWaiting(t *testing.T) {
+	hole := blackHole(t)
+	c := mustChecker(t, CheckSettings{Type: "tcp"})
+	base, cancel := context.WithCancel(context.Background()) // no deadline at all
+	defer cancel()
+	ctx := waitingCtx{base, new(sync.Once), make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Check(ctx, hole) }()
+	select {
+	case <-ctx.waiting:
+	case err := <-errc:
+		t.Fatalf("the check of a black hole returned %v before waiting", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check did not start waiting within 10s")
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		wantErr(t, err, context.Canceled, "dial tcp "+hole)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled check did not return within 10s")
+	}
+}
+
+func TestConnectCheckCancelledBefore(t *testing.T) {
+	addr := serve(t, silent)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := mustChecker(t, CheckSettings{Type: "tcp"}).Check(ctx, addr)
+	wantErr(t, err, context.Canceled, "dial tcp "+addr)
+}
+
+func TestConnectCheckAllocatesNothing(t *testing.T) {
+	addr := acceptAndClose(t)
+	c := mustChecker(t, CheckSettings{Type: "tcp"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var failed error
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := c.Check(ctx, addr); err != nil {
+			failed = err
+		}
+	})
+	if failed != nil {
+		t.Fatalf("check of a listener: %v", failed)
+	}
+	if allocs != 0 {
+		t.Fatalf("a passing connect check allocates %.1f times, want 0", allocs)
+	}
+}
+
+// acceptAndClose is a loopback listener that closes what it accepts, so
+// that many checks in a row never fill its backlog. It accepts with raw
+// system calls, which allocate nothing, so that benchmarks and allocation
+// counts (which see every goroutine's) show the checks' alone.
+func acceptAndClose(t testing.TB) string {
+	t.Helper()
+	// A listener's net.RawConn cannot wait for readability; an *os.File's can.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := os.NewFile(uintptr(fd), "listener")
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptAll := func(fd uintptr) bool {
+		for {
+			conn, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, fd, 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+			switch errno {
+			case 0:
+				_ = unix.Close(int(conn))
+			case unix.EINTR, unix.ECONNABORTED:
+			default:
+				return errno != unix.EAGAIN
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rc.Read(acceptAll) == nil { // until the listener is closed
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
+}
+
+// blackHole returns a loopback address whose connects hang: a listener with
+// a backlog of 0 whose accept queue the test fills; further SYNs are dropped.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
+	for i := 0; ; i++ {
+		if i == 16 {
+			t.Fatal("could not fill the backlog")
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: this connect hung
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+}
+
+// BenchmarkTCPCheckDialer is BenchmarkTCPCheck through net.Dialer, the path
+// of host names and of checks that send or expect, for comparison.
+func BenchmarkTCPCheckDialer(b *testing.B) {
+	addr := acceptAndClose(b)
+	c, err := NewChecker(CheckSettings{Type: "tcp", Dialer: &net.Dialer{KeepAlive: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Check(ctx, addr); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
