@@ -118,3 +118,25 @@ func TestAgainstBalanceL4(t *testing.T) {
 		t.Fatalf("Dashboard = %+v, want a page and ordered timings", d)
 	}
 }
+
+// TestHealthChecksAtFullScale is the health-check figure alone, at BENCH.md's
+// scale (10 000 backends every second), for work on the checks: the full
+// benchmark command runs every data-path load first. It needs
+// L4BENCH_BALANCE_L4 and L4BENCH_HEALTH_SCALE=1, and logs the figure.
+func TestHealthChecksAtFullScale(t *testing.T) {
+	bin := os.Getenv("L4BENCH_BALANCE_L4")
+	if bin == "" || os.Getenv("L4BENCH_HEALTH_SCALE") != "1" {
+		t.Skip("set L4BENCH_BALANCE_L4 to a balance-l4 binary and L4BENCH_HEALTH_SCALE=1 to run this test")
+	}
+	o := Options{BalanceL4: bin, Dir: t.TempDir(), Spawn: child.TestSpawner()}
+	h, err := HealthChecks(context.Background(), o, HealthLoad{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d backends: CPU %.1f %% of a core, %.0f checks/s (want %.0f), lateness p99 %v max %v, never checked %d, healthy %d, RSS %d MiB",
+		h.Backends, 100*h.CPUShare, h.ChecksPerSecond, h.ExpectedChecksPerSecond(), h.LatenessP99, h.LatenessMax,
+		h.NeverChecked, h.Healthy, h.RSS>>20)
+	if h.NeverChecked != 0 || h.Healthy != h.Backends {
+		t.Fatalf("%d backends never checked, %d of %d healthy", h.NeverChecked, h.Healthy, h.Backends)
+	}
+}
