@@ -184,6 +184,11 @@ func (d *direction) copy() copyOutcome {
 	case d.fin:
 		d.c.noteFIN(d.finEnd)
 		d.ended.Store(true) // before the FIN leaves: see watch
+		if d.c.running.Load() == 1 {
+			// The other direction is done: both sockets have been read to
+			// their end, so closing them (end, next) sends the FIN.
+			return copyDone
+		}
 		if err := d.dst.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
 			d.fail(err, true)
 		}
