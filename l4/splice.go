@@ -241,7 +241,7 @@ func (d *direction) readDrain(fd uintptr) bool {
 		if d.buf == nil {
 			d.buf = copyBufs.Get().(*copyBuf)
 		}
-		n, err := unix.Read(int(fd), d.buf[:])
+		n, err := rawRead(int(fd), d.buf[:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -287,7 +287,7 @@ func (d *direction) spliceDrain(fd uintptr) bool {
 			}
 			d.p = p
 		}
-		n, err := unix.Splice(int(fd), nil, d.p.w, nil, maxSplice, spliceFlags)
+		n, err := rawSplice(int(fd), d.p.w, maxSplice, spliceFlags)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -323,7 +323,7 @@ func (d *direction) pump(fd uintptr) bool {
 		return d.pumpPipe(fd)
 	}
 	for d.off < d.end {
-		n, err := unix.Write(int(fd), d.buf[d.off:d.end])
+		n, err := rawWrite(int(fd), d.buf[d.off:d.end])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -342,7 +342,7 @@ func (d *direction) pump(fd uintptr) bool {
 // pumpPipe splices the pipe into dst.
 func (d *direction) pumpPipe(fd uintptr) bool {
 	for d.p.data > 0 {
-		n, err := unix.Splice(d.p.r, nil, int(fd), nil, d.p.data, spliceFlags)
+		n, err := rawSplice(d.p.r, int(fd), d.p.data, spliceFlags)
 		switch {
 		case err == unix.EINTR:
 			continue
