@@ -380,3 +380,47 @@ func TestMonitorRealTCPCheck(t *testing.T) {
 		t.Fatalf("stats %+v, want at least one success and one failure", s)
 	}
 }
+
+func TestNextDueStaysInJitterOnTheGrid(t *testing.T) {
+	// A monotonic reading in prev, as the monitor's times have.
+	base := time.Now()
+	for _, interval := range []time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second, 10 * time.Second, time.Hour} {
+		tick := min(interval/100, maxTick)
+		for i := range 2000 {
+			prev := base.Add(time.Duration(i) * 7919 * time.Microsecond)
+			next := nextDue(prev, interval)
+			if gap := next.Sub(prev); gap < interval*9/10 || gap > interval*11/10 {
+				t.Fatalf("interval %v: next due %v after the previous, want within ±10%%", interval, gap)
+			}
+			if tick > 0 && !next.Equal(next.Truncate(tick)) {
+				t.Fatalf("interval %v: next due %v is not on the %v grid", interval, next, tick)
+			}
+		}
+	}
+}
+
+// TestMonitorBatchesChecksOnTicks: many targets' checks come due on shared
+// ticks, so the process wakes per tick, not per check.
+func TestMonitorBatchesChecksOnTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMonitor(zerolog.Nop())
+		defer m.Close()
+		c := &fakeChecker{}
+		for i := range 500 {
+			m.Add(target(fmt.Sprintf("svc/b%d", i), c, NewStatus(StatusSettings{})))
+			time.Sleep(time.Millisecond) // first checks spread over 500 ms
+		}
+		time.Sleep(5 * time.Second)
+		calls, _ := c.snapshot()
+		instants := map[time.Time]bool{}
+		for _, at := range calls[500:] { // after every target's first check
+			if !at.Equal(at.Truncate(maxTick)) {
+				t.Fatalf("a check started at %v, off the %v grid", at, maxTick)
+			}
+			instants[at] = true
+		}
+		if len(calls) < 500*5 || len(instants) > 5*int(time.Second/maxTick)+1 {
+			t.Fatalf("%d checks at %d instants in 5s", len(calls)-500, len(instants))
+		}
+	})
+}
