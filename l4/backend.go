@@ -15,10 +15,11 @@ import (
 // name, address) stays in the configuration: a reload that keeps it keeps its
 // health state, counters, drain flag and operator weight.
 type backend struct {
-	svc     *service
-	name    string
-	address string
-	now     func() time.Time
+	svc      *service
+	name     string
+	address  string
+	sockaddr *sockaddr // address, built once for connect; nil for a host name
+	now      func() time.Time
 
 	fileWeight atomic.Int32 // from the configuration
 	opWeight   atomic.Int32 // set through the API; -1 = none

@@ -55,7 +55,7 @@ func (e ending) String() string {
 // (park.go); whichever direction finishes last ends the connection (end).
 type proxyConn struct {
 	client  *net.TCPConn
-	backend *net.TCPConn
+	backend socket
 
 	up   direction // client -> backend: bytes_in
 	down direction // backend -> client: bytes_out
@@ -96,7 +96,7 @@ type proxyConn struct {
 
 // attach records the backend connection. It reports false (and the caller must
 // close conn) when the client connection was aborted meanwhile.
-func (c *proxyConn) attach(conn *net.TCPConn) bool {
+func (c *proxyConn) attach(conn socket) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -140,7 +140,7 @@ func (c *proxyConn) closeLocked(reset bool) {
 	c.stopWatchLocked()
 	c.up.unregisterLocked()
 	c.down.unregisterLocked()
-	for _, s := range [2]*net.TCPConn{c.client, c.backend} {
+	for _, s := range [2]socket{c.client, c.backend} {
 		if s == nil {
 			continue
 		}

@@ -19,7 +19,7 @@ import (
 // a connection slot taken (the caller releases it) and the number of attempts.
 // t lives in the proxyConn: passed to the pickers it escapes, and one
 // allocation per connection is enough.
-func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, *net.TCPConn, int, error) {
+func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, socket, int, error) {
 	set := s.set.Load()
 	attempts, backoffs := 0, 0
 	granted, waited := false, false
@@ -65,7 +65,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 		if attempts > 1 {
 			s.retries.Add(1)
 		}
-		conn, err := dialBackend(ctx, cfg.dialer, b.address)
+		conn, err := b.dial(ctx, cfg.dialer)
 		local := err != nil && isLocalDialError(err)
 		if local {
 			br.Cancel(att) // our own shortage says nothing about the backend
@@ -99,7 +99,16 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 	}
 }
 
-// dialBackend connects to addr with the service's connect timeout.
+// dial connects to the backend with the service's connect timeout: raw for
+// an IP address (dial.go), with Go's dialer for a host name.
+func (b *backend) dial(ctx context.Context, d *net.Dialer) (socket, error) {
+	if b.sockaddr != nil {
+		return dialIP(ctx, b.sockaddr, d.Timeout, b.address)
+	}
+	return dialBackend(ctx, d, b.address)
+}
+
+// dialBackend connects to addr with Go's dialer.
 func dialBackend(ctx context.Context, d *net.Dialer, addr string) (*net.TCPConn, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // newBackend returns a healthy backend of s, subscribed to its own state
 // changes.
 func (s *service) newBackend(bc config.Backend, hc config.HealthCheck) *backend {
-	b := &backend{svc: s, name: bc.Name, address: bc.Address, now: s.r.now, conns: connList{which: backendList}}
+	b := &backend{svc: s, name: bc.Name, address: bc.Address, sockaddr: newSockaddr(bc.Address), now: s.r.now, conns: connList{which: backendList}}
 	b.opWeight.Store(-1)
 	b.status = health.NewStatus(health.StatusSettings{
 		HealthyThreshold:   hc.HealthyThreshold,

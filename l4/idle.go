@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -146,7 +145,7 @@ func (c *proxyConn) stopWatchLocked() {
 
 // kernelBytes sums what the kernel received on and had acknowledged from
 // both sockets.
-func kernelBytes(conns ...*net.TCPConn) (uint64, bool) {
+func kernelBytes(conns ...socket) (uint64, bool) {
 	var sum uint64
 	for _, conn := range conns {
 		raw, err := conn.SyscallConn()

@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -50,6 +49,8 @@ type parker struct {
 	epfd  int      // ep's descriptor (ep.Fd would make it blocking)
 	conns map[uint64]*proxyConn
 	next  uint64
+
+	loops sync.WaitGroup // the parker goroutines running
 }
 
 // join registers c with the parker, starting the epoll instance and its
@@ -79,7 +80,8 @@ func (p *parker) join(c *proxyConn) error {
 		}
 		p.ep, p.epfd = ep, fd
 		p.conns = make(map[uint64]*proxyConn)
-		go p.loop(raw)
+		p.loops.Add(1)
+		go p.loop(ep, raw)
 	}
 	p.next++
 	c.parkID = p.next
@@ -101,8 +103,9 @@ func (p *parker) leave(c *proxyConn) {
 }
 
 // loop waits for parked sockets to become readable and resumes their
-// directions, until the epoll instance is closed.
-func (p *parker) loop(raw syscall.RawConn) {
+// directions, until the epoll instance ep is closed.
+func (p *parker) loop(ep *os.File, raw syscall.RawConn) {
+	defer p.loops.Done()
 	var events [parkEvents]unix.EpollEvent
 	err := raw.Read(func(fd uintptr) bool {
 		for {
@@ -125,10 +128,15 @@ func (p *parker) loop(raw syscall.RawConn) {
 			}
 		}
 	})
-	if !errors.Is(err, os.ErrClosed) {
+	// A raw read of a closed *os.File fails with the poll package's "use of
+	// closed file", which no exported error matches: ask whether leave
+	// closed ep, as it does when its last connection ends.
+	p.mu.Lock()
+	closed := p.ep != ep
+	p.mu.Unlock()
+	if !closed {
 		p.log.Error().Err(err).Msg("waiting for idle connections stopped")
 	}
-	// Closed: its last connection ended.
 }
 
 // wake resumes the direction an event names, unless the connection ended or

@@ -128,6 +128,10 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 		defer rt.parker.mu.Unlock()
 		return rt.parker.ep == nil
 	})
+	rt.parker.loops.Wait()
+	if strings.Contains(logs.String(), "waiting for idle connections stopped") {
+		t.Fatalf("closing the parker's epoll instance was logged as a failure:\n%s", logs)
+	}
 }
 
 // TestParkedResetPropagates: a reset on either side of a parked connection

@@ -32,7 +32,7 @@ func readProxyHeader(client *net.TCPConn, timeout time.Duration) (src, dst *net.
 
 // writeProxyHeader sends the PROXY header (v1 or v2) to the backend, on the
 // raw connection, before splicing starts.
-func writeProxyHeader(conn *net.TCPConn, version string, src, dst *net.TCPAddr) error {
+func writeProxyHeader(conn socket, version string, src, dst *net.TCPAddr) error {
 	var buf [232]byte
 	var b []byte
 	switch version {

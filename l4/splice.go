@@ -3,7 +3,6 @@ package l4
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -41,7 +40,7 @@ var errSpliceStalled = errors.New("l4: splice from a non-empty pipe moved nothin
 // on a blocked write.
 type direction struct {
 	c        *proxyConn
-	src, dst *net.TCPConn
+	src, dst socket
 	raw      syscall.RawConn       // src's
 	dstRaw   syscall.RawConn       // dst's
 	pipes    *pipePool             // the runtime's
@@ -76,7 +75,7 @@ type direction struct {
 
 // init prepares d to copy src -> dst. srcIsClient names the side src is, for
 // the ending it causes.
-func (d *direction) init(c *proxyConn, src, dst *net.TCPConn, total *atomic.Int64, srcIsClient bool) error {
+func (d *direction) init(c *proxyConn, src, dst socket, total *atomic.Int64, srcIsClient bool) error {
 	raw, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -189,7 +188,7 @@ func (d *direction) copy() copyOutcome {
 			// their end, so closing them (end, next) sends the FIN.
 			return copyDone
 		}
-		if err := d.dst.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := d.dst.CloseWrite(); err != nil && !isClosed(err) {
 			d.fail(err, true)
 		}
 		return copyDone
@@ -373,7 +372,7 @@ func (d *direction) count(n int64) {
 // resetting the other side. A closed socket means someone aborted the
 // connection already and recorded why.
 func (d *direction) fail(err error, atDst bool) {
-	if errors.Is(err, net.ErrClosed) {
+	if isClosed(err) {
 		return
 	}
 	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
@@ -393,7 +392,7 @@ func (d *direction) fail(err error, atDst bool) {
 
 // tcpClosed reports whether the kernel has put conn in TCP_CLOSE, which is
 // where a reset (sent or received) leaves it.
-func tcpClosed(conn *net.TCPConn) bool {
+func tcpClosed(conn socket) bool {
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		return true

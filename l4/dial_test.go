@@ -1,0 +1,136 @@
+package l4
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNewSockaddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		family int // 0: no raw address, Go's dialer
+	}{
+		{"127.0.0.1:80", syscall.AF_INET},
+		{"[::1]:5432", syscall.AF_INET6},
+		{"[::ffff:10.0.0.1]:80", syscall.AF_INET}, // mapped: dialled as IPv4
+		{"db.internal:5432", 0},
+		{"localhost:80", 0},
+		{"[fe80::1%eth0]:80", 0},
+		{"127.0.0.1:0", 0},
+		{"127.0.0.1", 0},
+	} {
+		sa := newSockaddr(tc.addr)
+		switch {
+		case tc.family == 0 && sa != nil:
+			t.Errorf("%s: got a raw address, want Go's dialer", tc.addr)
+		case tc.family != 0 && (sa == nil || sa.family != tc.family):
+			t.Errorf("%s: got %+v, want family %d", tc.addr, sa, tc.family)
+		}
+	}
+}
+
+// dialAndEcho dials addr raw and checks one exchange with an echo backend.
+func dialAndEcho(t *testing.T, addr string) {
+	t.Helper()
+	sa := newSockaddr(addr)
+	if sa == nil {
+		t.Fatalf("%s: no raw address", addr)
+	}
+	s, err := dialIP(context.Background(), sa, testTimeout, addr)
+	if err != nil {
+		t.Fatalf("dialing %s: %v", addr, err)
+	}
+	defer s.Close()
+	if _, err := s.Write([]byte("ping")); err != nil {
+		t.Fatalf("writing: %v", err)
+	}
+	f := s.(*rawSocket).File
+	_ = f.SetReadDeadline(time.Now().Add(testTimeout))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(f, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("reading the echo: %q, %v", buf, err)
+	}
+}
+
+func TestDialIPConnects(t *testing.T) {
+	dialAndEcho(t, startBackend(t, echo).addr)
+}
+
+func TestDialIPConnectsOverIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	done := make(chan struct{})
+	defer func() { _ = ln.Close(); <-done }()
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	dialAndEcho(t, ln.Addr().String())
+}
+
+func TestDialIPRefused(t *testing.T) {
+	addr := closedPort(t)
+	_, err := dialIP(context.Background(), newSockaddr(addr), testTimeout, addr)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dialing a closed port: %v, want ECONNREFUSED", err)
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Fatalf("error %q does not name the backend %s", err, addr)
+	}
+}
+
+func TestDialIPTimesOut(t *testing.T) {
+	addr := blackHole(t)
+	_, err := dialIP(context.Background(), newSockaddr(addr), 50*time.Millisecond, addr)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Fatalf("dialing a black hole: %v, want a timeout after 50ms", err)
+	}
+}
+
+func TestDialIPStopsWithContext(t *testing.T) {
+	addr := blackHole(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err := dialIP(ctx, newSockaddr(addr), time.Minute, addr)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("dialing a black hole with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestRawSocketSaysClosed: waits on a closed raw socket end with
+// net.ErrClosed, as on a *net.TCPConn, which the copy loops take for an abort.
+func TestRawSocketSaysClosed(t *testing.T) {
+	addr := startBackend(t, hold).addr
+	s, err := dialIP(context.Background(), newSockaddr(addr), testTimeout, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() { read <- raw.Read(func(uintptr) bool { return false }) }()
+	time.Sleep(10 * time.Millisecond) // let the read wait; it ends either way
+	_ = s.Close()
+	if err := <-read; !errors.Is(err, net.ErrClosed) || !isClosed(err) {
+		t.Fatalf("a wait on a closed socket ended with %v, want net.ErrClosed", err)
+	}
+	if err := s.CloseWrite(); !isClosed(err) {
+		t.Fatalf("CloseWrite after Close: %v, want a closed error", err)
+	}
+}
