@@ -159,8 +159,8 @@ type prober struct {
 	timer   *time.Timer // nil until started
 	due     time.Time   // when the next check should start
 	stopped bool
-	running bool               // a check is in flight
-	cancel  context.CancelFunc // the check in flight's
+	running bool          // a check is in flight
+	ctx     *checkContext // the check in flight's
 }
 
 // start schedules the first check at once.
@@ -199,7 +199,7 @@ func (p *prober) stop() {
 		p.timer.Stop()
 	}
 	if p.running {
-		p.cancel() // fire closes done when the check returns
+		p.ctx.cancel(context.Canceled) // fire closes done when the check returns
 	} else {
 		close(p.done)
 	}
@@ -214,15 +214,15 @@ func (p *prober) fire() {
 		p.mu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.t.Timeout)
-	p.running, p.cancel = true, cancel
+	ctx := newCheckContext(p.t.Timeout)
+	p.running, p.ctx = true, ctx
 	due := p.due
 	p.mu.Unlock()
 
 	start := time.Now()
 	p.m.noteLateness(start.Sub(due), p.t.Interval)
 	err := p.t.Checker.Check(ctx, p.t.Address)
-	cancel()
+	ctx.cancel(context.Canceled)
 
 	p.mu.Lock()
 	stopped := p.stopped
@@ -233,7 +233,7 @@ func (p *prober) fire() {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.running, p.cancel = false, nil
+	p.running, p.ctx = false, nil
 	if p.stopped {
 		close(p.done)
 		return
