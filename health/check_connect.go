@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -40,14 +42,28 @@ var lingerReset = unix.Linger{Onoff: 1, Linger: 0}
 // applied. ok is false for anything else (a host name), which goes through
 // the Dialer.
 func (d dialer) connectTarget(addr string) (ap netip.AddrPort, ok bool) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil || ap.Addr().Zone() != "" {
+	// Not netip.ParseAddrPort: its 456-byte frame alone made every check's
+	// new goroutine grow its stack.
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return netip.AddrPort{}, false
+	}
+	host, port := addr[:i], addr[i+1:]
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" || ip.Is4() != (host == addr[:i]) {
+		return netip.AddrPort{}, false // a name, a zone, or brackets wrong for the family
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
 		return netip.AddrPort{}, false
 	}
 	if d.port != 0 {
-		ap = netip.AddrPortFrom(ap.Addr(), uint16(d.port))
+		n = uint64(d.port)
 	}
-	return ap, true
+	return netip.AddrPortFrom(ip, uint16(n)), true
 }
 
 // connectCheck completes a TCP handshake with ap and resets the connection.

@@ -268,3 +268,23 @@ func BenchmarkTCPCheckDialer(b *testing.B) {
 		}
 	}
 }
+
+func TestConnectTargetParsesAsNetip(t *testing.T) {
+	var d dialer
+	for _, addr := range []string{
+		"127.0.0.1:80", "10.0.0.1:65535", "[::1]:8080", "[::ffff:10.0.0.1]:443", "0.0.0.0:0",
+		"[1.2.3.4]:80", "::1:80", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:-1", "1.2.3.4:+1",
+		"[fe80::1%eth0]:80", "localhost:80", "db.example.com:5432", "[]:80", ":80", "",
+	} {
+		want, err := netip.ParseAddrPort(addr)
+		wantOK := err == nil && want.Addr().Zone() == ""
+		got, ok := d.connectTarget(addr)
+		if ok != wantOK || (ok && got != want) {
+			t.Errorf("connectTarget(%q) = %v, %v; want %v, %v", addr, got, ok, want, wantOK)
+		}
+	}
+	d.port = 9000
+	if got, ok := d.connectTarget("[::1]:80"); !ok || got != netip.MustParseAddrPort("[::1]:9000") {
+		t.Errorf("with port override 9000: %v, %v", got, ok)
+	}
+}

@@ -228,7 +228,7 @@ func (p *prober) fire() {
 	stopped := p.stopped
 	p.mu.Unlock()
 	if !stopped { // a stop from now on waits for this record: running is still true
-		p.m.record(p.t, start, err)
+		p.m.record(&p.t, start, err)
 	}
 
 	p.mu.Lock()
@@ -248,7 +248,7 @@ func (p *prober) fire() {
 }
 
 // record counts a result, hands it to the target's Status and logs it.
-func (m *Monitor) record(t Target, start time.Time, err error) {
+func (m *Monitor) record(t *Target, start time.Time, err error) {
 	r := Result{Time: start, OK: err == nil, Duration: time.Since(start)}
 	m.checks.Add(1)
 	if err != nil {
