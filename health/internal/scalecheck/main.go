@@ -7,18 +7,22 @@
 //
 //	go run ./health/internal/scalecheck -targets 10000 -interval 1s -measure 10s
 //
-// Measured on the shared 2-core machine (load average 5-8 from other work),
-// 10 000 targets every 1s, three runs of 10s after a 5s warm-up:
+// Measured on the shared 2-core machine, 10 000 targets every 1s, runs of
+// 6-10 s after a 3-5 s warm-up (load average 1-5 from other work):
 //
-//	tcp:  34-36% of one core (16 us user + 19 us system per check), ~10 000
-//	      checks/s, 0-880 of ~100 000 starts late in the window; max RSS
-//	      105-124 MiB, from the 10 000 first checks that start together
-//	noop: 5.8% of one core (the monitor alone: timers, contexts, Status)
+//	tcp:  16.8-17.9% of one core (4-6 us user + 11-12 us system per check),
+//	      ~10 000 checks/s, no start late in the window (a few of the
+//	      10 000 first checks, which all start together, are); max RSS
+//	      ~50 MiB
+//	noop: 4.4% of one core (the monitor alone: timers, goroutines, Status)
 //
-// A raw-syscall loop of blocking loopback connects with RST close, outside
-// Go's poller, costs 19 us per connect here, almost all of it in the kernel,
-// which on loopback runs both ends' handshake in the connecting process: that
-// floor alone is 19% of a core at 10 000 checks/s.
+// Before the plain tcp check skipped net.Dialer and the monitor put checks
+// on shared ticks it was 34-36% for tcp (16 us user + 19 us system per
+// check) and 5.8-7.5% for noop.
+//
+// What is left is mostly the kernel's: on loopback it runs both ends of the
+// handshake and of the reset in the connecting process, 10-11 us a check
+// for socket, connect and close here.
 package main
 
 import (
