@@ -63,7 +63,8 @@ func (d dialer) connectTarget(addr string) (ap netip.AddrPort, ok bool) {
 	if d.port != 0 {
 		n = uint64(d.port)
 	}
-	return netip.AddrPortFrom(ip, uint16(n)), true
+	// An IPv4-mapped address gets an IPv4 socket, as net.Dialer does.
+	return netip.AddrPortFrom(ip.Unmap(), uint16(n)), true
 }
 
 // connectCheck completes a TCP handshake with ap and resets the connection.

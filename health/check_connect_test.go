@@ -278,6 +278,7 @@ func TestConnectTargetParsesAsNetip(t *testing.T) {
 	} {
 		want, err := netip.ParseAddrPort(addr)
 		wantOK := err == nil && want.Addr().Zone() == ""
+		want = netip.AddrPortFrom(want.Addr().Unmap(), want.Port())
 		got, ok := d.connectTarget(addr)
 		if ok != wantOK || (ok && got != want) {
 			t.Errorf("connectTarget(%q) = %v, %v; want %v, %v", addr, got, ok, want, wantOK)
@@ -286,5 +287,14 @@ func TestConnectTargetParsesAsNetip(t *testing.T) {
 	d.port = 9000
 	if got, ok := d.connectTarget("[::1]:80"); !ok || got != netip.MustParseAddrPort("[::1]:9000") {
 		t.Errorf("with port override 9000: %v, %v", got, ok)
+	}
+}
+
+func TestConnectCheckIPv4Mapped(t *testing.T) {
+	addr := serve(t, silent)
+	_, port, _ := net.SplitHostPort(addr)
+	mapped := "[::ffff:127.0.0.1]:" + port
+	if err := check(t, mustChecker(t, CheckSettings{Type: "tcp"}), mapped, 5*time.Second); err != nil {
+		t.Fatalf("connect to %s (an IPv4 listener): %v", mapped, err)
 	}
 }

@@ -48,15 +48,18 @@ const (
 
 // CheckSettings configures a Checker. Zero values mean the defaults noted.
 type CheckSettings struct {
-	Type           string      // tcp | http | https | postgres | mysql | redis; "" means tcp
-	Path           string      // http/https; "" means "/health"
-	ExpectedStatus []int       // http/https; empty means [200, 204]
-	ExpectBody     string      // http/https: the body must contain it
-	Send           []byte      // tcp: written after connecting
-	Expect         string      // tcp: the reply must contain it
-	Port           int         // 0 = the backend's own port
-	TLSSkipVerify  bool        // https
-	Dialer         *net.Dialer // nil means a net.Dialer without TCP keep-alive
+	Type           string // tcp | http | https | postgres | mysql | redis; "" means tcp
+	Path           string // http/https; "" means "/health"
+	ExpectedStatus []int  // http/https; empty means [200, 204]
+	ExpectBody     string // http/https: the body must contain it
+	Send           []byte // tcp: written after connecting
+	Expect         string // tcp: the reply must contain it
+	Port           int    // 0 = the backend's own port
+	TLSSkipVerify  bool   // https
+	// Dialer connects; nil means a net.Dialer without TCP keep-alive, except
+	// for a tcp check without Send and Expect of an IP literal, which then
+	// makes its own system calls (connectCheck).
+	Dialer *net.Dialer
 }
 
 // NewChecker returns the Checker for s.Type.
