@@ -146,17 +146,23 @@ func newSockaddr(addr string) *sockaddr {
 	if ip.Is4() {
 		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.raw))
 		in.Family = unix.AF_INET
-		in.Port = port<<8 | port>>8 // network byte order
+		putPort(&in.Port, port)
 		in.Addr = ip.As4()
 		sa.family, sa.len = unix.AF_INET, unix.SizeofSockaddrInet4
 		return sa
 	}
 	in6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa.raw))
 	in6.Family = unix.AF_INET6
-	in6.Port = port<<8 | port>>8
+	putPort(&in6.Port, port)
 	in6.Addr = ip.As16()
 	sa.family, sa.len = unix.AF_INET6, unix.SizeofSockaddrInet6
 	return sa
+}
+
+// putPort stores port in network byte order, as sockaddr_in wants it.
+func putPort(dst *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 // TCP states from include/net/tcp_states.h.

@@ -255,6 +255,11 @@ func (d *direction) readDrain(fd uintptr) bool {
 			return true
 		}
 		d.off, d.end = 0, n
+		if n == len(d.buf) {
+			// Bulk data: splice the rest of it, after this buffer, even if
+			// dst makes us wait for it first.
+			d.bulk, d.woke = true, int64(n)
+		}
 		if err := d.dstRaw.Control(d.pumpCtl); err != nil {
 			d.dstErr = err
 			return true
@@ -262,10 +267,8 @@ func (d *direction) readDrain(fd uintptr) bool {
 		if d.dstErr != nil || d.off < d.end {
 			return true
 		}
-		if n == len(d.buf) {
-			// Bulk data: splice the rest of it.
+		if d.bulk {
 			d.release()
-			d.bulk, d.woke = true, int64(n)
 			return d.spliceDrain(fd)
 		}
 		// src's queue is empty: wait for more, the EAGAIN read saved.
