@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/balancel4/balance-l4/config"
 )
@@ -262,8 +263,14 @@ func TestParkedConnectionsAbort(t *testing.T) {
 // and closed leaves its socket in TCP_CLOSE (time-wait); the watch timer,
 // ticking while the answer is still stuck on its way to a slow client, must
 // not take that for a reset.
+//
+// The answer must fit what the proxy receives (for the backend's FIN to
+// arrive after it) yet not what the way to the client holds (for the
+// download to stay stuck), so the test fixes the buffers on both ways: the
+// kernel would grow the proxy's send buffer past the answer and keep its
+// receive buffer small once the proxy stops reading.
 func TestCleanCloseWhileWritingIsNoReset(t *testing.T) {
-	const size = 8 << 20
+	const size = 256 << 10
 	answered := make(chan struct{})
 	srv := startBackend(t, func(c *net.TCPConn) {
 		defer close(answered)
@@ -275,6 +282,20 @@ func TestCleanCloseWhileWritingIsNoReset(t *testing.T) {
 	if err := c.SetReadBuffer(16 << 10); err != nil {
 		t.Fatalf("shrinking the receive buffer: %v", err)
 	}
+	pc := onlyConn(t, rt, "s")
+	if err := pc.client.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatalf("shrinking the proxy's send buffer: %v", err)
+	}
+	raw, err := pc.backend.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var optErr error
+	if err := raw.Control(func(fd uintptr) {
+		optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 200<<10)
+	}); err != nil || optErr != nil {
+		t.Fatalf("growing the proxy's receive buffer: %v, %v", err, optErr)
+	}
 	if err := c.CloseWrite(); err != nil {
 		t.Fatalf("closing the write side: %v", err)
 	}
@@ -283,6 +304,10 @@ func TestCleanCloseWhileWritingIsNoReset(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the backend never answered")
 	}
+	// The case at hand: the backend's socket closed cleanly, the download
+	// stuck writing to the client.
+	waitFor(t, "the backend's socket to close", func() bool { return tcpClosed(pc.backend) })
+	waitFor(t, "the download to be stuck writing to the client", pc.down.writing.Load)
 	// Let the watch timer tick a few times while the download is stuck.
 	time.Sleep(10 * parkTick)
 	got, err := io.ReadAll(c)
@@ -293,4 +318,24 @@ func TestCleanCloseWhileWritingIsNoReset(t *testing.T) {
 		t.Fatalf("got %d bytes, not the %d the backend sent", len(got), size)
 	}
 	waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"end":"client_fin"`) })
+}
+
+// onlyConn waits for svc's one connection to have its backend and returns it.
+func onlyConn(t *testing.T, rt *Runtime, svc string) *proxyConn {
+	t.Helper()
+	s := rt.service(svc)
+	var pc *proxyConn
+	waitFor(t, "the connection to its backend", func() bool {
+		s.mu.Lock()
+		conns := s.conns.all()
+		s.mu.Unlock()
+		if len(conns) != 1 {
+			return false
+		}
+		pc = conns[0]
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		return pc.backend != nil
+	})
+	return pc
 }

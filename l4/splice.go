@@ -264,7 +264,13 @@ func (d *direction) readDrain(fd uintptr) bool {
 			d.dstErr = err
 			return true
 		}
-		if d.dstErr != nil || d.off < d.end {
+		if d.dstErr != nil {
+			return true
+		}
+		if d.off < d.end {
+			if d.bulk {
+				d.readAhead(fd)
+			}
 			return true
 		}
 		if d.bulk {
@@ -274,6 +280,36 @@ func (d *direction) readDrain(fd uintptr) bool {
 		// src's queue is empty: wait for more, the EAGAIN read saved.
 		d.release()
 		return false
+	}
+}
+
+// readAhead splices what src has into a pipe while dst keeps d waiting with
+// a full buffer's bytes unsent, so that a bulk transfer to a slow reader
+// keeps a pipe's worth in flight, as splicing from the start would. An end
+// of stream is left for the next read to see (the FIN must follow the
+// bytes held); an error ends the direction, as a reset drops what is in
+// flight anyway.
+func (d *direction) readAhead(fd uintptr) {
+	p, err := d.pipes.get(int(fd))
+	if err != nil {
+		return // the buffer alone is in flight
+	}
+	for {
+		n, err := rawSplice(int(fd), p.w, maxSplice, spliceFlags)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN, err == nil && n == 0:
+			d.pipes.put(p, int(fd))
+			return
+		case err != nil:
+			d.pipes.put(p, int(fd))
+			d.srcErr = os.NewSyscallError("splice", err)
+			return
+		}
+		p.data += int(n)
+		d.p, d.hint = p, int(fd)
+		return
 	}
 }
 
@@ -321,10 +357,7 @@ func (d *direction) spliceDrain(fd uintptr) bool {
 // pump moves the bytes d holds into dst. It returns false when dst's buffer
 // is full (bytes are left), true when d holds none or writing failed (dstErr).
 func (d *direction) pump(fd uintptr) bool {
-	if d.p != nil {
-		return d.pumpPipe(fd)
-	}
-	for d.off < d.end {
+	for d.off < d.end { // the buffer's bytes are older than the pipe's
 		n, err := rawWrite(int(fd), d.buf[d.off:d.end])
 		switch {
 		case err == unix.EINTR:
@@ -337,6 +370,9 @@ func (d *direction) pump(fd uintptr) bool {
 		}
 		d.off += n
 		d.count(int64(n))
+	}
+	if d.p != nil {
+		return d.pumpPipe(fd)
 	}
 	return true
 }
