@@ -10,15 +10,19 @@
 //
 // Why the copy loop looks the way it does: Go's splice holds a pipe (two file
 // descriptors) for as long as a copy call blocks, so a plain io.Copy costs six
-// descriptors per idle proxied connection. Each direction here splices inside
-// its source's raw-read callback with a pipe from a small pool of the
-// runtime's (pipe.go): per message that is splice in, splice out, and a splice
-// that finds the source empty, gives the pipe back and waits, the same three
-// system calls as io.Copy. A pipe is held only while bytes are in flight. And a connection that falls idle parks both
-// directions in an epoll instance of the runtime's own and gives back its
-// goroutines (park.go): an idle connection costs its two sockets and a little
-// heap. Byte counters are updated after every splice, so the live figures in
-// the admin API move during long transfers.
+// descriptors per idle proxied connection. Each direction here copies inside
+// its source's raw-read callback (splice.go): small messages with read and
+// write through a pooled buffer, two system calls per message; bulk data with
+// splice through a pipe from a small pool of the runtime's (pipe.go). Neither
+// is held while the source is empty, and the calls bypass the scheduler's
+// syscall bookkeeping, since on non-blocking descriptors they never block
+// (rawsys.go). A connection that falls idle parks both directions in an epoll
+// instance of the runtime's own and gives back its goroutines (park.go): an
+// idle connection costs its two sockets and a little heap, and goroutines are
+// kept between connections for their grown stacks (workers.go). Backends at an
+// IP address are connected with raw system calls (dial.go). Byte counters are
+// updated after every write, so the live figures in the admin API move during
+// long transfers.
 //
 // The hot path takes no runtime-wide lock: backend counters and flags are
 // atomics, and a service's backend set with its pickers sits behind an
