@@ -27,9 +27,20 @@ func runAndWait(t *testing.T, p *workerPool, n, idle int) {
 }
 
 func idleWorkers(p *workerPool) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
+	n := 0
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		n += len(sh.idle)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+func reapAll(p *workerPool) {
+	for i := range p.shards {
+		p.shards[i].reap()
+	}
 }
 
 func TestWorkerPoolKeepsGoroutines(t *testing.T) {
@@ -51,20 +62,23 @@ func TestWorkerPoolEndsIdleGoroutines(t *testing.T) {
 	clock.Advance(workerIdle / 2)
 	runAndWait(t, p, 1, 2) // the newest takes it and waits again, since 1001 s
 	clock.Advance(workerIdle / 2)
-	p.reap() // the one that waited since 1000 s is stale, the other is not
+	reapAll(p) // the one that waited since 1000 s is stale, the other is not
 	if got := idleWorkers(p); got != 1 {
 		t.Fatalf("after the first reap %d goroutines wait, want 1", got)
 	}
 	clock.Advance(workerIdle / 2)
-	p.reap()
+	reapAll(p)
 	if got := idleWorkers(p); got != 0 {
 		t.Fatalf("after the second reap %d goroutines wait, want 0", got)
 	}
-	p.mu.Lock()
-	armed := p.reaper != nil
-	p.mu.Unlock()
-	if armed {
-		t.Fatal("the reaper is still armed with no goroutine waiting")
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		armed := sh.reaper != nil
+		sh.mu.Unlock()
+		if armed {
+			t.Fatalf("shard %d's reaper is still armed with no goroutine waiting", i)
+		}
 	}
 }
 
