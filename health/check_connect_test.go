@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/balancel4/balance-l4/internal/testservers"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +99,7 @@ func TestConnectCheckIPv6(t *testing.T) {
 }
 
 func TestConnectCheckBlackHoleTimesOut(t *testing.T) {
-	hole := blackHole(t)
+	hole := testservers.BlackHole(t)
 	c := mustChecker(t, CheckSettings{Type: "tcp"})
 	err := check(t, c, hole, 300*time.Millisecond)
 	wantErr(t, err, context.DeadlineExceeded, "dial tcp "+hole)
@@ -118,7 +119,7 @@ func (c waitingCtx) Deadline() (time.Time, bool) {
 }
 
 func TestConnectCheckCancelWhileWaiting(t *testing.T) {
-	hole := blackHole(t)
+	hole := testservers.BlackHole(t)
 	c := mustChecker(t, CheckSettings{Type: "tcp"})
 	base, cancel := context.WithCancel(context.Background()) // no deadline at all
 	defer cancel()
@@ -219,54 +220,10 @@ func acceptAndClose(t testing.TB) string {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
 }
 
-// blackHole returns a loopback address whose connects hang: a listener with
-// a backlog of 0 whose accept queue the test fills; further SYNs are dropped.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
-	for i := 0; ; i++ {
-		if i == 16 {
-			t.Fatal("could not fill the backlog")
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return addr // the queue is full: this connect hung
-		}
-		t.Cleanup(func() { _ = c.Close() })
-	}
-}
-
 // BenchmarkTCPCheckDialer is BenchmarkTCPCheck through net.Dialer, the path
 // of host names and of checks that send or expect, for comparison.
 func BenchmarkTCPCheckDialer(b *testing.B) {
-	addr := acceptAndClose(b)
-	c, err := NewChecker(CheckSettings{Type: "tcp", Dialer: &net.Dialer{KeepAlive: -1}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := c.Check(ctx, addr); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchmarkCheck(b, CheckSettings{Type: "tcp", Dialer: &net.Dialer{KeepAlive: -1}})
 }
 
 func TestConnectTargetParsesAsNetip(t *testing.T) {

@@ -167,8 +167,14 @@ func atoi(t *testing.T, s string) int {
 // BenchmarkTCPCheck is one connect-only check against a loopback listener:
 // mostly the kernel's handshake, for both ends.
 func BenchmarkTCPCheck(b *testing.B) {
+	benchmarkCheck(b, CheckSettings{Type: "tcp"})
+}
+
+// benchmarkCheck runs checks made with s against a loopback listener that
+// closes what it accepts.
+func benchmarkCheck(b *testing.B, s CheckSettings) {
 	addr := acceptAndClose(b)
-	c, err := NewChecker(CheckSettings{Type: "tcp"})
+	c, err := NewChecker(s)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -262,13 +262,7 @@ func TestSpliceIsUsed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("strace is not installed")
-		}
-		t.Skip("strace is not installed")
-	}
+	strace := needStrace(t)
 	const size = 64 << 20
 	received := make(chan int64, 1)
 	srv := startBackend(t, func(c *net.TCPConn) {
@@ -317,6 +311,20 @@ func TestSpliceIsUsed(t *testing.T) {
 	}
 }
 
+// needStrace returns strace's path; without it the test fails in CI and is
+// skipped elsewhere.
+func needStrace(t *testing.T) string {
+	t.Helper()
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("strace is not installed")
+		}
+		t.Skip("strace is not installed")
+	}
+	return strace
+}
+
 // straceCalls parses `strace -c` output into calls per system call.
 func straceCalls(report string) map[string]int {
 	calls := map[string]int{}
@@ -338,13 +346,7 @@ func TestSmallMessagesAreReadNotSpliced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("strace is not installed")
-		}
-		t.Skip("strace is not installed")
-	}
+	strace := needStrace(t)
 	srv := startBackend(t, echo)
 	out := filepath.Join(t.TempDir(), "strace.txt")
 	ch := startChild(t, "splice", srv.addr, strace, "-f", "-c", "-o", out, "-e", "trace=splice,read,write")

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/balancel4/balance-l4/internal/testservers"
 )
 
 func TestNewSockaddr(t *testing.T) {
@@ -94,7 +96,7 @@ func TestDialIPRefused(t *testing.T) {
 }
 
 func TestDialIPTimesOut(t *testing.T) {
-	addr := blackHole(t)
+	addr := testservers.BlackHole(t)
 	_, err := dialIP(context.Background(), newSockaddr(addr), 50*time.Millisecond, addr)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 50ms") {
 		t.Fatalf("dialing a black hole: %v, want a timeout after 50ms", err)
@@ -102,7 +104,7 @@ func TestDialIPTimesOut(t *testing.T) {
 }
 
 func TestDialIPStopsWithContext(t *testing.T) {
-	addr := blackHole(t)
+	addr := testservers.BlackHole(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	_, err := dialIP(ctx, newSockaddr(addr), time.Minute, addr)

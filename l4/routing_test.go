@@ -3,16 +3,14 @@ package l4
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/internal/testservers"
 	"github.com/balancel4/balance-l4/proxyproto"
 )
 
@@ -159,42 +157,10 @@ func TestBackendMaxConnections(t *testing.T) {
 	waitFor(t, "a to have room", func() bool { return backendView(t, rt, "s", "a").Eligible })
 }
 
-// blackHole returns a loopback address whose connects hang: a listener with
-// a backlog of 0 whose accept queue the test fills; further SYNs are dropped.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
-	for i := 0; ; i++ {
-		if i == 16 {
-			t.Fatal("could not fill the backlog")
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return addr // the queue is full: this connect hung
-		}
-		t.Cleanup(func() { _ = c.Close() })
-	}
-}
-
 // TestConnectTimeoutFailsOver: a backend whose connect hangs costs one
 // connect timeout, then the next backend serves the client.
 func TestConnectTimeoutFailsOver(t *testing.T) {
-	hole := blackHole(t)
+	hole := testservers.BlackHole(t)
 	good := startBackend(t, sayName("g"))
 	sc := testService("s", be("hole", hole), be("good", good.addr))
 	sc.Timeouts.Connect = 100 * time.Millisecond
