@@ -165,10 +165,11 @@ func putPort(dst *uint16, port uint16) {
 	b[0], b[1] = byte(port>>8), byte(port)
 }
 
-// TCP states from include/net/tcp_states.h.
+// TCP states from include/net/tcp_states.h (tcpStateClose is in splice.go).
 const (
 	tcpStateEstablished = 1
 	tcpStateSynSent     = 2
+	tcpStateCloseWait   = 8
 )
 
 // dialIP connects to sa within timeout, or until ctx is done. addr names the
@@ -198,22 +199,20 @@ func dialIP(ctx context.Context, sa *sockaddr, timeout time.Duration, addr strin
 	}
 	var connErr error
 	connected := func(fd uintptr) bool {
-		switch state, err := tcpState(int(fd)); {
+		state, err := tcpState(int(fd))
+		switch {
 		case err != nil:
 			connErr = os.NewSyscallError("getsockopt", err)
 		case state == tcpStateEstablished:
 			connErr = nil
 		case state == tcpStateSynSent:
 			return false
-		default: // refused, unreachable, reset: the socket says why
+		default: // refused, reset, or connected and closed by the backend already
 			soErr, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-			switch {
-			case err != nil:
+			if err != nil {
 				connErr = os.NewSyscallError("getsockopt", err)
-			case soErr != 0:
-				connErr = os.NewSyscallError("connect", syscall.Errno(soErr))
-			default:
-				connErr = os.NewSyscallError("connect", unix.ECONNABORTED)
+			} else {
+				connErr = connectOutcome(state, syscall.Errno(soErr))
 			}
 		}
 		return true
@@ -235,11 +234,28 @@ func dialIP(ctx context.Context, sa *sockaddr, timeout time.Duration, addr strin
 	return s, nil
 }
 
+// connectOutcome judges a connect that is no longer in SYN_SENT nor
+// ESTABLISHED from its TCP state and pending socket error: an error fails it;
+// a backend that accepted and closed at once (CLOSE_WAIT) connected all the
+// same, as with Go's dialer, and the copy loops will read its FIN.
+func connectOutcome(state int, soErr syscall.Errno) error {
+	switch {
+	case soErr != 0:
+		return os.NewSyscallError("connect", soErr)
+	case state == tcpStateClose:
+		return os.NewSyscallError("connect", unix.ECONNABORTED)
+	}
+	return nil
+}
+
 // waitConnected waits until connected says the connect ended (and how, in
 // its own variable), the timeout passed or ctx is done.
 func waitConnected(ctx context.Context, f *os.File, raw syscall.RawConn, connected func(uintptr) bool, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+	var deadline time.Time // none: configuration requires a connect timeout, Go's dialer takes 0 as none
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
 	if err := f.SetWriteDeadline(deadline); err != nil {

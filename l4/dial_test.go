@@ -136,3 +136,23 @@ func TestRawSocketSaysClosed(t *testing.T) {
 		t.Fatalf("CloseWrite after Close: %v, want a closed error", err)
 	}
 }
+
+func TestConnectOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		state int
+		soErr syscall.Errno
+		want  error // nil: connected
+	}{
+		{tcpStateClose, syscall.ECONNREFUSED, syscall.ECONNREFUSED},
+		{tcpStateClose, syscall.ECONNRESET, syscall.ECONNRESET},
+		{tcpStateClose, syscall.ETIMEDOUT, syscall.ETIMEDOUT},
+		{tcpStateClose, 0, syscall.ECONNABORTED},
+		{tcpStateCloseWait, 0, nil}, // accepted and closed at once: connected
+		{tcpStateCloseWait, syscall.ECONNRESET, syscall.ECONNRESET},
+	} {
+		err := connectOutcome(tc.state, tc.soErr)
+		if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("state %d, SO_ERROR %v: got %v, want %v", tc.state, tc.soErr, err, tc.want)
+		}
+	}
+}
