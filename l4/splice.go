@@ -58,8 +58,8 @@ type direction struct {
 	bulk   bool     // splicing: the last wake-up moved a buffer's worth or more
 	woke   int64    // bytes spliced in this wake-up
 	fin    bool     // src sent FIN
-	srcErr error    // splicing from src failed
-	dstErr error    // splicing to dst failed
+	srcErr error    // reading or splicing from src failed
+	dstErr error    // writing or splicing to dst failed
 
 	parked     bool        // guarded by c.mu: waiting in the parker, with no goroutine
 	registered bool        // guarded by c.mu: src is in the parker's epoll instance
