@@ -60,9 +60,10 @@ type proxyConn struct {
 	up   direction // client -> backend: bytes_in
 	down direction // backend -> client: bytes_out
 
-	idle  time.Duration // 0 = never
-	stall time.Duration // how often the watch timer looks (see idle.go)
-	tries tries         // backends attempted while connecting
+	idle      time.Duration // 0 = never
+	stall     time.Duration // how often the watch timer looks (see idle.go)
+	parkFirst time.Duration // when it first looks
+	tries     tries         // backends attempted while connecting
 
 	// What end needs once the connection is spliced.
 	svc       *service

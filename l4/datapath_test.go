@@ -2,9 +2,11 @@ package l4
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // payload returns n deterministic pseudo-random bytes.
@@ -359,5 +363,44 @@ func TestMixedMessageSizesEchoIntact(t *testing.T) {
 	waitFor(t, "the connection to end", func() bool { return backendView(t, rt, "s", "b").ActiveConnections == 0 })
 	if v := backendView(t, rt, "s", "b"); v.BytesIn != int64(total) || v.BytesOut != int64(total) {
 		t.Fatalf("bytes in/out = %d/%d, want %d each", v.BytesIn, v.BytesOut, total)
+	}
+}
+
+// TestFINThatCameWithTheDataIsSeen: a client that sends a little and shuts
+// down writing at once may have its bytes and its FIN queued together before
+// the proxy reads. The read that takes the bytes is short, yet the FIN makes
+// no new wake-up: the proxy must still pass it on. The watch timer, whose
+// parking would find the FIN some milliseconds later, is kept out of it, so
+// a FIN left behind shows as a hang.
+func TestFINThatCameWithTheDataIsSeen(t *testing.T) {
+	srv := startBackend(t, func(c *net.TCPConn) {
+		n, _ := io.Copy(io.Discard, c)
+		_, _ = fmt.Fprintf(c, "got %d", n)
+	})
+	logs := &syncBuffer{}
+	rt := NewRuntime(Options{Log: zerolog.New(logs)})
+	rt.stallCheck, rt.parkFirst = time.Hour, time.Hour
+	if _, err := rt.Apply(testConfig(testService("s", be("b", srv.addr)))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		_, _ = rt.Shutdown(ctx)
+	})
+	for i := range 20 {
+		c := dialService(t, rt, "s")
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		if _, err := c.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != "got 5" {
+			t.Fatalf("round %d: the backend answered %q, %v; want \"got 5\" and EOF", i, b, err)
+		}
+		_ = c.Close()
 	}
 }

@@ -12,7 +12,7 @@
 // descriptors) for as long as a copy call blocks, so a plain io.Copy costs six
 // descriptors per idle proxied connection. Each direction here copies inside
 // its source's raw-read callback (splice.go): small messages with read and
-// write through a pooled buffer, two system calls per message; bulk data with
+// write through a pooled buffer, three system calls per message; bulk data with
 // splice through a pipe from a small pool of the runtime's (pipe.go). Neither
 // is held while the source is empty, and the calls bypass the scheduler's
 // syscall bookkeeping, since on non-blocking descriptors they never block

@@ -59,7 +59,7 @@ func (c *proxyConn) startWatch() {
 		c.idleSeen = now
 		c.idleNext = now.Add(idleStep(c.idle))
 	}
-	c.step = min(parkFirst, c.watchStep())
+	c.step = min(c.parkFirst, c.watchStep())
 	c.watchTimer = time.AfterFunc(c.step, c.watch)
 }
 

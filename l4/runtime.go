@@ -38,6 +38,7 @@ type Runtime struct {
 	workers *workerPool    // goroutines kept between connections
 
 	stallCheck time.Duration // how often a connection's watch timer looks at it
+	parkFirst  time.Duration // when a connection's watch timer first looks (idle.go)
 
 	mu        sync.Mutex
 	started   bool
@@ -74,6 +75,7 @@ func NewRuntime(o Options) *Runtime {
 		workers:   newWorkerPool(),
 
 		stallCheck: stallCheck,
+		parkFirst:  parkFirst,
 	}
 }
 

@@ -17,7 +17,7 @@ var (
 // connection's last direction to finish ends it (end).
 func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 	c := &proxyConn{
-		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck,
+		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck, parkFirst: s.r.parkFirst,
 		svc: s, start: time.Now(), accessLog: cfg.accessLog, parker: &s.r.parker,
 		pipes: s.r.pipes, workers: s.r.workers,
 	}

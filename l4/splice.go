@@ -24,15 +24,13 @@ var errSpliceStalled = errors.New("l4: splice from a non-empty pipe moved nothin
 // pipe. Neither is held while src is empty.
 //
 // Inside src's raw-read callback it reads src into a buffer and writes that
-// to dst. A read shorter than the buffer means src's receive queue is empty
-// (Linux TCP returns less only then), so it gives the buffer back and waits in
-// the netpoller without the read that would say EAGAIN: two system calls per
-// message, as nginx makes. A read that fills the buffer says bulk data is
-// flowing: it switches to splice, src into a pipe and the pipe into dst, until
-// a wake-up moves less than a buffer's worth (HAProxy's splice-auto, by
-// another measure). Splicing cannot tell an empty src from a full pipe, so it
-// ends each wake-up with the splice that finds EAGAIN: three calls per chunk,
-// with no copy through user space.
+// to dst, and reads again until EAGAIN: three system calls per message. The
+// last read cannot be saved on a short read: a FIN that came with the bytes
+// would wake nobody (nginx knows it from EPOLLRDHUP, which Go's netpoller
+// does not pass on). A read that fills the buffer says bulk data is flowing:
+// it switches to splice, src into a pipe and the pipe into dst, until a
+// wake-up moves less than a buffer's worth (HAProxy's splice-auto, by another
+// measure), with no copy through user space.
 //
 // Only when dst's buffer is full does it leave the callback, keeping the
 // buffer or pipe with its bytes, and wait for dst to take them through dst's
@@ -277,9 +275,9 @@ func (d *direction) readDrain(fd uintptr) bool {
 			d.release()
 			return d.spliceDrain(fd)
 		}
-		// src's queue is empty: wait for more, the EAGAIN read saved.
-		d.release()
-		return false
+		// A short read says src's queue is empty, not that no FIN is
+		// pending: one that came with the data makes no new wake-up. Read
+		// on: EAGAIN (then wait), 0 (the FIN) or more bytes.
 	}
 }
 
