@@ -1,5 +1,6 @@
 // Package child runs the benchmark binary's child modes: -serve-backend (echo and
-// sink servers) and -serve-goproxy (the obvious Go proxy). They run as separate
+// sink servers), -serve-goproxy (the obvious Go proxy) and -serve-eventloop (an
+// epoll event-loop proxy in Go, package eventloop). They run as separate
 // processes so that the CPU of backends and proxy is not the load generator's, and
 // so that /proc measures each one alone.
 //
@@ -23,13 +24,15 @@ import (
 	"syscall"
 
 	"github.com/balancel4/balance-l4/bench/internal/backend"
+	"github.com/balancel4/balance-l4/bench/internal/eventloop"
 	"github.com/balancel4/balance-l4/bench/internal/goproxy"
 )
 
-// Child-mode flags; either one, first on the command line, selects the mode.
+// Child-mode flags; one of them, first on the command line, selects the mode.
 const (
-	ServeBackend = "-serve-backend"
-	ServeGoProxy = "-serve-goproxy"
+	ServeBackend   = "-serve-backend"
+	ServeGoProxy   = "-serve-goproxy"
+	ServeEventLoop = "-serve-eventloop"
 )
 
 // envArgs carries a test binary's child-mode arguments, newline-separated.
@@ -37,7 +40,7 @@ const envArgs = "L4BENCH_CHILD_ARGS"
 
 // IsChildMode says whether args (without the program name) select a child mode.
 func IsChildMode(args []string) bool {
-	return len(args) > 0 && (args[0] == ServeBackend || args[0] == ServeGoProxy)
+	return len(args) > 0 && (args[0] == ServeBackend || args[0] == ServeGoProxy || args[0] == ServeEventLoop)
 }
 
 // Main runs a child mode until SIGTERM or SIGINT and returns the exit code.
@@ -55,7 +58,7 @@ func Main(args []string) int {
 // its addresses to stdout as one line of JSON (backend.Addrs) once it listens.
 func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	if !IsChildMode(args) {
-		return fmt.Errorf("running child: want %s or %s first, got %q", ServeBackend, ServeGoProxy, args)
+		return fmt.Errorf("running child: want %s, %s or %s first, got %q", ServeBackend, ServeGoProxy, ServeEventLoop, args)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -77,25 +80,38 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 			_ = json.NewEncoder(stdout).Encode(a)
 		})
 	}
-	return serveGoProxy(ctx, routes)
+	if args[0] == ServeEventLoop {
+		return serveProxies(ctx, "the event-loop proxy", routes, func(listen string, backends []string) (proxy, error) {
+			return eventloop.Listen(listen, backends)
+		})
+	}
+	return serveProxies(ctx, "the Go proxy", routes, func(listen string, backends []string) (proxy, error) {
+		return goproxy.Listen(listen, backends)
+	})
 }
 
-func serveGoProxy(ctx context.Context, routes []string) error {
+// proxy is what both Go proxies offer.
+type proxy interface {
+	Serve(ctx context.Context) error
+	Close() error
+}
+
+func serveProxies(ctx context.Context, what string, routes []string, listen func(string, []string) (proxy, error)) error {
 	if len(routes) == 0 {
-		return errors.New("running the Go proxy: no -route")
+		return fmt.Errorf("running %s: no -route", what)
 	}
-	var proxies []*goproxy.Proxy
+	var proxies []proxy
 	for _, r := range routes {
-		listen, backends, err := ParseRoute(r)
-		var p *goproxy.Proxy
+		addr, backends, err := ParseRoute(r)
+		var p proxy
 		if err == nil {
-			p, err = goproxy.Listen(listen, backends)
+			p, err = listen(addr, backends)
 		}
 		if err != nil {
 			for _, p := range proxies {
-				p.Close()
+				_ = p.Close()
 			}
-			return fmt.Errorf("running the Go proxy: %w", err)
+			return fmt.Errorf("running %s: %w", what, err)
 		}
 		proxies = append(proxies, p)
 	}

@@ -33,3 +33,23 @@ func GoProxyArgs(fe Frontends, echo, sink []string) []string {
 		"-route", fe.Sink + "=" + strings.Join(sink, ","),
 	}
 }
+
+// newGoEventLoop runs the event-loop Go proxy (package eventloop) as a child
+// process of this benchmark.
+func newGoEventLoop(env Env) *procPeer {
+	p := &procPeer{
+		name:     GoEventLoop,
+		env:      env,
+		describe: "an epoll event-loop proxy in Go: one loop per processor on a locked thread, raw system calls, round robin, 16 KiB read/write copy with half-close, nothing else (bench/internal/eventloop)",
+	}
+	if env.Spawn == nil {
+		p.absent = fmt.Errorf("%w: no way to spawn the benchmark binary", ErrAbsent)
+		return p
+	}
+	p.command = func(_ string, fe Frontends) (*exec.Cmd, error) {
+		args := GoProxyArgs(fe, env.Backends.Echo, env.Backends.Sink)
+		args[0] = "-serve-eventloop"
+		return env.Spawn(args...), nil
+	}
+	return p
+}

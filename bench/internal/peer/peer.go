@@ -37,11 +37,14 @@ const (
 	// BalanceL4B is a second balance-l4 binary (-balance-l4-b), for an A/B
 	// comparison of two builds in one run; not in the default set.
 	BalanceL4B = "balance-l4-b"
-	DefaultSet = Direct + "," + BalanceL4 + "," + HAProxy1 + "," + HAProxy2 + "," + Nginx + "," + GoProxy
+	// GoEventLoop is an epoll event-loop proxy in Go (package eventloop):
+	// what Go can do without its netpoller; not in the default set.
+	GoEventLoop = "go-eventloop"
+	DefaultSet  = Direct + "," + BalanceL4 + "," + HAProxy1 + "," + HAProxy2 + "," + Nginx + "," + GoProxy
 )
 
 // Names lists every peer in report order.
-var Names = []string{Direct, BalanceL4, BalanceL4B, HAProxy1, HAProxy2, Nginx, GoProxy}
+var Names = []string{Direct, BalanceL4, BalanceL4B, HAProxy1, HAProxy2, Nginx, GoProxy, GoEventLoop}
 
 // ErrAbsent marks a peer that cannot run on this machine.
 var ErrAbsent = errors.New("peer: absent")
@@ -104,6 +107,8 @@ func New(name string, env Env) (Peer, error) {
 		return newNginx(env), nil
 	case GoProxy:
 		return newGoProxy(env), nil
+	case GoEventLoop:
+		return newGoEventLoop(env), nil
 	default:
 		return nil, fmt.Errorf("making peer %q: unknown (want one of %v)", name, Names)
 	}

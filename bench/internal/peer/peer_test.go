@@ -137,7 +137,7 @@ func startBackends(t *testing.T) *Backends {
 func TestPeersProxy(t *testing.T) {
 	be := startBackends(t)
 	env := Env{Dir: t.TempDir(), Spawn: child.TestSpawner(), Backends: be.Addrs}
-	for _, name := range []string{Direct, GoProxy, HAProxy1, HAProxy2, Nginx} {
+	for _, name := range []string{Direct, GoProxy, GoEventLoop, HAProxy1, HAProxy2, Nginx} {
 		t.Run(name, func(t *testing.T) {
 			p, err := New(name, env)
 			if err != nil {
