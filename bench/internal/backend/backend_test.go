@@ -5,10 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"net"
 	"testing"
-	"time"
 
+	"github.com/balancel4/balance-l4/bench/internal/benchtest"
 	"go.uber.org/goleak"
 )
 
@@ -32,21 +31,9 @@ func startSet(t *testing.T, echo, sink int) (Addrs, func() error) {
 	return Addrs{}, nil
 }
 
-func dial(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c.(*net.TCPConn)
-}
-
 func TestEchoRepliesUntilHalfClose(t *testing.T) {
 	addrs, stop := startSet(t, 1, 0)
-	c := dial(t, addrs.Echo[0])
+	c := benchtest.Dial(t, addrs.Echo[0])
 	defer c.Close()
 
 	for i := range 3 {
@@ -78,7 +65,7 @@ func TestSinkCountsBytes(t *testing.T) {
 	if len(addrs.Sink) != 2 || addrs.Sink[0] == addrs.Sink[1] {
 		t.Fatalf("sinks = %v, want two distinct addresses", addrs.Sink)
 	}
-	c := dial(t, addrs.Sink[1])
+	c := benchtest.Dial(t, addrs.Sink[1])
 	defer c.Close()
 
 	const total = 3<<20 + 17
@@ -107,7 +94,7 @@ func TestSinkCountsBytes(t *testing.T) {
 
 func TestServeClosesOpenConnectionsOnStop(t *testing.T) {
 	addrs, stop := startSet(t, 1, 0)
-	c := dial(t, addrs.Echo[0])
+	c := benchtest.Dial(t, addrs.Echo[0])
 	defer c.Close()
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)

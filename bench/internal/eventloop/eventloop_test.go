@@ -2,39 +2,16 @@ package eventloop
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"io"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/balancel4/balance-l4/bench/internal/backend"
+	"github.com/balancel4/balance-l4/bench/internal/benchtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// serve runs s in the background and returns a stop func that reports its error.
-func serve(t *testing.T, s interface{ Serve(context.Context) error }) func() error {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	return func() error { cancel(); return <-done }
-}
-
-func dial(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c.(*net.TCPConn)
-}
 
 // startProxy runs a sink or echo backend and the proxy in front of it.
 func startProxy(t *testing.T, h backend.Handler) (addr string, stop func()) {
@@ -43,12 +20,12 @@ func startProxy(t *testing.T, h backend.Handler) (addr string, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopBackend := serve(t, be)
+	stopBackend := benchtest.Serve(t, be)
 	p, err := Listen("127.0.0.1:0", []string{be.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopProxy := serve(t, p)
+	stopProxy := benchtest.Serve(t, p)
 	return p.Addr(), func() {
 		if err := stopProxy(); err != nil {
 			t.Error(err)
@@ -65,7 +42,7 @@ func TestHalfCloseCarriesTheReply(t *testing.T) {
 	addr, stop := startProxy(t, backend.Sink)
 	defer stop()
 	for _, total := range []uint64{5, 2<<20 + 5} {
-		c := dial(t, addr)
+		c := benchtest.Dial(t, addr)
 		if _, err := c.Write(make([]byte, total)); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +64,7 @@ func TestEchoesEveryByte(t *testing.T) {
 	addr, stop := startProxy(t, backend.Echo)
 	defer stop()
 	for i, size := range []int{1, 64, 16 << 10, 16<<10 + 1, 3 << 20, 64} {
-		c := dial(t, addr)
+		c := benchtest.Dial(t, addr)
 		msg := bytes.Repeat([]byte{byte('a' + i)}, size)
 		sent := make(chan error, 1)
 		go func() {

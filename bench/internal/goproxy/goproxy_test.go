@@ -1,53 +1,31 @@
 package goproxy
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/balancel4/balance-l4/bench/internal/backend"
+	"github.com/balancel4/balance-l4/bench/internal/benchtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// serve runs s in the background and returns a stop func that reports its error.
-func serve(t *testing.T, s interface{ Serve(context.Context) error }) func() error {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	return func() error { cancel(); return <-done }
-}
-
-func dial(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c.(*net.TCPConn)
-}
 
 func TestHalfCloseCarriesTheReply(t *testing.T) {
 	sink, err := backend.Listen("127.0.0.1:0", backend.Sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopSink := serve(t, sink)
+	stopSink := benchtest.Serve(t, sink)
 	p, err := Listen("127.0.0.1:0", []string{sink.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopProxy := serve(t, p)
+	stopProxy := benchtest.Serve(t, p)
 
-	c := dial(t, p.Addr())
+	c := benchtest.Dial(t, p.Addr())
 	const total = 2<<20 + 5
 	if _, err := c.Write(make([]byte, total)); err != nil {
 		t.Fatal(err)
@@ -83,18 +61,18 @@ func TestRoundRobin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stops = append(stops, serve(t, s))
+		stops = append(stops, benchtest.Serve(t, s))
 		addrs = append(addrs, s.Addr())
 	}
 	p, err := Listen("127.0.0.1:0", addrs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stops = append([]func() error{serve(t, p)}, stops...)
+	stops = append([]func() error{benchtest.Serve(t, p)}, stops...)
 
 	var got []int
 	for range 4 {
-		c := dial(t, p.Addr())
+		c := benchtest.Dial(t, p.Addr())
 		// The backend closes at once; EOF here means the connection went through.
 		if _, err := io.ReadAll(c); err != nil {
 			t.Fatal(err)

@@ -5,14 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/balancel4/balance-l4/bench/internal/benchtest"
 	"github.com/balancel4/balance-l4/bench/internal/child"
 	"github.com/balancel4/balance-l4/bench/internal/procstat"
 	"github.com/balancel4/balance-l4/config"
@@ -177,21 +176,9 @@ func TestPeersProxy(t *testing.T) {
 	}
 }
 
-func dialTest(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	return c.(*net.TCPConn)
-}
-
 func checkEcho(t *testing.T, addr string) {
 	t.Helper()
-	c := dialTest(t, addr)
+	c := benchtest.Dial(t, addr)
 	defer c.Close()
 	msg := []byte("ping through the peer")
 	if _, err := c.Write(msg); err != nil {
@@ -205,7 +192,7 @@ func checkEcho(t *testing.T, addr string) {
 
 func checkSink(t *testing.T, addr string) {
 	t.Helper()
-	c := dialTest(t, addr)
+	c := benchtest.Dial(t, addr)
 	defer c.Close()
 	if _, err := c.Write(make([]byte, 100_000)); err != nil {
 		t.Fatal(err)
