@@ -9,17 +9,29 @@ import (
 // newGoProxy runs the obvious Go proxy (package goproxy) as a child process of
 // this benchmark, so its CPU and memory are its own.
 func newGoProxy(env Env) *procPeer {
-	p := &procPeer{
-		name:     GoProxy,
-		env:      env,
-		describe: "the obvious Go proxy: accept loop, round robin, two io.Copy goroutines per connection with half-close (bench/internal/goproxy)",
-	}
+	return newChildProxy(env, GoProxy, "-serve-goproxy",
+		"the obvious Go proxy: accept loop, round robin, two io.Copy goroutines per connection with half-close (bench/internal/goproxy)")
+}
+
+// newGoEventLoop runs the event-loop Go proxy (package eventloop) as a child
+// process of this benchmark.
+func newGoEventLoop(env Env) *procPeer {
+	return newChildProxy(env, GoEventLoop, "-serve-eventloop",
+		"an epoll event-loop proxy in Go: one loop per processor on a locked thread, raw system calls, round robin, 16 KiB read/write copy with half-close, nothing else (bench/internal/eventloop)")
+}
+
+// newChildProxy runs one of the benchmark's own proxies, selected by its
+// child mode, in front of the echo and sink backends.
+func newChildProxy(env Env, name, mode, describe string) *procPeer {
+	p := &procPeer{name: name, env: env, describe: describe}
 	if env.Spawn == nil {
 		p.absent = fmt.Errorf("%w: no way to spawn the benchmark binary", ErrAbsent)
 		return p
 	}
 	p.command = func(_ string, fe Frontends) (*exec.Cmd, error) {
-		return env.Spawn(GoProxyArgs(fe, env.Backends.Echo, env.Backends.Sink)...), nil
+		args := GoProxyArgs(fe, env.Backends.Echo, env.Backends.Sink)
+		args[0] = mode
+		return env.Spawn(args...), nil
 	}
 	return p
 }
@@ -32,24 +44,4 @@ func GoProxyArgs(fe Frontends, echo, sink []string) []string {
 		"-route", fe.Echo + "=" + strings.Join(echo, ","),
 		"-route", fe.Sink + "=" + strings.Join(sink, ","),
 	}
-}
-
-// newGoEventLoop runs the event-loop Go proxy (package eventloop) as a child
-// process of this benchmark.
-func newGoEventLoop(env Env) *procPeer {
-	p := &procPeer{
-		name:     GoEventLoop,
-		env:      env,
-		describe: "an epoll event-loop proxy in Go: one loop per processor on a locked thread, raw system calls, round robin, 16 KiB read/write copy with half-close, nothing else (bench/internal/eventloop)",
-	}
-	if env.Spawn == nil {
-		p.absent = fmt.Errorf("%w: no way to spawn the benchmark binary", ErrAbsent)
-		return p
-	}
-	p.command = func(_ string, fe Frontends) (*exec.Cmd, error) {
-		args := GoProxyArgs(fe, env.Backends.Echo, env.Backends.Sink)
-		args[0] = "-serve-eventloop"
-		return env.Spawn(args...), nil
-	}
-	return p
 }
