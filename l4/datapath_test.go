@@ -2,7 +2,6 @@ package l4
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // payload returns n deterministic pseudo-random bytes.
@@ -377,17 +374,8 @@ func TestFINThatCameWithTheDataIsSeen(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		_, _ = fmt.Fprintf(c, "got %d", n)
 	})
-	logs := &syncBuffer{}
-	rt := NewRuntime(Options{Log: zerolog.New(logs)})
-	rt.stallCheck, rt.parkFirst = time.Hour, time.Hour
-	if _, err := rt.Apply(testConfig(testService("s", be("b", srv.addr)))); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		_, _ = rt.Shutdown(ctx)
-	})
+	rt, _ := startRuntime(t, testConfig(testService("s", be("b", srv.addr))),
+		func(rt *Runtime) { rt.stallCheck, rt.parkFirst = time.Hour, time.Hour })
 	for i := range 20 {
 		c := dialService(t, rt, "s")
 		_ = c.SetDeadline(time.Now().Add(testTimeout))

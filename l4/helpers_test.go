@@ -174,11 +174,15 @@ func (b *syncBuffer) String() string {
 }
 
 // startRuntime applies cfg to a new runtime whose JSON log goes to the
-// returned buffer; cleanup shuts it down.
-func startRuntime(t testing.TB, cfg *config.Config) (*Runtime, *syncBuffer) {
+// returned buffer; cleanup shuts it down. tune, if any, sets the runtime's
+// internals (its watch timer) before it starts.
+func startRuntime(t testing.TB, cfg *config.Config, tune ...func(*Runtime)) (*Runtime, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	rt := NewRuntime(Options{Log: zerolog.New(logs)})
+	for _, f := range tune {
+		f(rt)
+	}
 	if _, err := rt.Apply(cfg); err != nil {
 		t.Fatalf("applying configuration: %v", err)
 	}

@@ -24,20 +24,7 @@ const parkTick = 5 * time.Millisecond
 // startParkingRuntime is startRuntime with a fast watch timer.
 func startParkingRuntime(t *testing.T, cfg *config.Config) (*Runtime, *syncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
-	rt := NewRuntime(Options{Log: zerolog.New(logs)})
-	rt.stallCheck = parkTick
-	if _, err := rt.Apply(cfg); err != nil {
-		t.Fatalf("applying configuration: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if _, err := rt.Shutdown(ctx); err != nil {
-			t.Errorf("shutting down: %v", err)
-		}
-	})
-	return rt, logs
+	return startRuntime(t, cfg, func(rt *Runtime) { rt.stallCheck = parkTick })
 }
 
 // parkedDirections counts the service's parked directions.
