@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,7 +51,7 @@ type parker struct {
 	conns map[uint64]*proxyConn
 	next  uint64
 
-	loops sync.WaitGroup // the parker goroutines running
+	loops atomic.Int32 // parker goroutines running
 }
 
 // join registers c with the parker, starting the epoll instance and its
@@ -105,7 +106,7 @@ func (p *parker) leave(c *proxyConn) {
 // loop waits for parked sockets to become readable and resumes their
 // directions, until the epoll instance ep is closed.
 func (p *parker) loop(ep *os.File, raw syscall.RawConn) {
-	defer p.loops.Done()
+	defer p.loops.Add(-1)
 	var events [parkEvents]unix.EpollEvent
 	err := raw.Read(func(fd uintptr) bool {
 		for {

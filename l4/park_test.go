@@ -116,7 +116,7 @@ func TestIdleConnectionsParkAndResume(t *testing.T) {
 		defer rt.parker.mu.Unlock()
 		return rt.parker.ep == nil
 	})
-	rt.parker.loops.Wait()
+	waitFor(t, "the parker goroutine to end", func() bool { return rt.parker.loops.Load() == 0 })
 	if strings.Contains(logs.String(), "waiting for idle connections stopped") {
 		t.Fatalf("closing the parker's epoll instance was logged as a failure:\n%s", logs)
 	}
