@@ -175,6 +175,12 @@ const (
 // dialIP connects to sa within timeout, or until ctx is done. addr names the
 // backend in errors.
 func dialIP(ctx context.Context, sa *sockaddr, timeout time.Duration, addr string) (socket, error) {
+	// A done ctx fails the dial even where connect would complete at once,
+	// as with Go's dialer: Shutdown counts on it for a connection it could
+	// not abort yet.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
+	}
 	fd, err := unix.Socket(sa.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dialing backend %s: %w", addr, os.NewSyscallError("socket", err))

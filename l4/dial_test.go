@@ -156,3 +156,17 @@ func TestConnectOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestDialIPRefusesADoneContext: even a loopback connect, which would
+// complete inside connect(2), fails once ctx is done.
+func TestDialIPRefusesADoneContext(t *testing.T) {
+	addr := startBackend(t, hold).addr
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s, err := dialIP(ctx, newSockaddr(addr), testTimeout, addr); !errors.Is(err, context.Canceled) {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Fatalf("dialing with a cancelled context: %v, want context.Canceled", err)
+	}
+}
