@@ -285,12 +285,6 @@ func waitConnected(ctx context.Context, f *os.File, raw syscall.RawConn, connect
 // tcpState reads the socket's TCP state: the first byte of TCP_INFO, which
 // the kernel copies as far as the buffer goes.
 func tcpState(fd int) (int, error) {
-	var info [8]byte
-	n := uint32(len(info))
-	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
-		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(info[0]), nil
+	state, err := unix.GetsockoptByte(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return int(state), err
 }

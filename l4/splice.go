@@ -436,9 +436,8 @@ func tcpClosed(conn socket) bool {
 	}
 	closed := true
 	_ = raw.Control(func(fd uintptr) {
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
-			closed = info.State == tcpStateClose
+		if state, err := tcpState(int(fd)); err == nil {
+			closed = state == tcpStateClose
 		}
 	})
 	return closed
