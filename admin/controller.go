@@ -23,3 +23,19 @@ type Controller interface {
 	// changes and the error lists every problem (one per line).
 	Reload(by string) (status.Reload, error)
 }
+
+// FleetController is implemented by a controller that can be part of a fleet
+// (SPEC §6). The admin server uses it when the controller has it.
+type FleetController interface {
+	// Fleet returns this instance's view of its fleet; ok is false when the
+	// instance is not part of one (GET /api/v1/fleet answers 404).
+	Fleet() (f status.Fleet, ok bool)
+
+	// DrainLocal, UndrainLocal and SetWeightLocal act on this instance alone
+	// (?scope=local): they work while etcd is unreachable, are kept in the
+	// state file, and mark the backend diverged until the next fleet-wide
+	// change to it. Errors wrapping status.ErrUnavailable answer 503.
+	DrainLocal(service, backend, by string) (status.Backend, error)
+	UndrainLocal(service, backend, by string) (status.Backend, error)
+	SetWeightLocal(service, backend string, weight int, by string) (status.Backend, error)
+}

@@ -9,6 +9,7 @@ func Default() *Config {
 		ShutdownTimeout: 30 * time.Second,
 		Admin:           Admin{Listen: "127.0.0.1:9090"},
 		Log:             Log{Level: "info", Format: "console", AccessLog: true},
+		Fleet:           defaultFleet(),
 	}
 }
 
@@ -68,4 +69,13 @@ func defaultService() Service {
 
 func defaultBackend() Backend {
 	return Backend{Weight: 1}
+}
+
+func defaultFleet() Fleet {
+	return Fleet{
+		Name:            "default",
+		DialTimeout:     2 * time.Second,
+		RequestTimeout:  2 * time.Second,
+		PublishInterval: 2 * time.Second,
+	}
 }

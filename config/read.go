@@ -17,6 +17,8 @@ func (c *checker) read(doc map[string]any, getenv func(string) string) *Config {
 	adminListen := readAdmin(adminTable, &cfg.Admin, getenv)
 	logTable, _ := root.sub("log")
 	readLog(logTable, &cfg.Log)
+	fleetTable, _ := root.sub("fleet")
+	readFleet(fleetTable, &cfg.Fleet, getenv)
 
 	// The global tables, read over the defaults, are what every service
 	// inherits and then overrides key by key.

@@ -399,3 +399,32 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// strList reads an array of strings.
+func (t *table) strList(key string, dst *[]string) bool {
+	v, ok := t.lookup(key)
+	if !ok {
+		return false
+	}
+	p := t.path.key(key)
+	elems, isArray := v.([]any)
+	if !isArray {
+		t.c.add(p, "must be an array of strings, got %s", describe(v))
+		return false
+	}
+	out := make([]string, 0, len(elems))
+	valid := true
+	for i, e := range elems {
+		s, isString := e.(string)
+		if !isString {
+			t.c.add(p.index(i), "must be a string, got %s", describe(e))
+			valid = false
+			continue
+		}
+		out = append(out, s)
+	}
+	if valid {
+		*dst = out
+	}
+	return valid
+}

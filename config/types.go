@@ -10,6 +10,7 @@ type Config struct {
 	StateFile       string // "" = operator state is not persisted
 	Admin           Admin
 	Log             Log
+	Fleet           Fleet
 	Services        []Service
 }
 
@@ -120,3 +121,26 @@ const (
 	RandomTwo        = "random_two"
 	SourceHash       = "source_hash"
 )
+
+// Fleet configures membership in a fleet of instances that share operator
+// state through etcd. A zero Fleet (no etcd endpoints) means no fleet.
+type Fleet struct {
+	Etcd            []string // client URLs, normalised to scheme://host:port
+	Name            string
+	Instance        string // "" = derived at start (hostname and admin port or PID)
+	Advertise       string // "" = derived from admin.listen
+	DialTimeout     time.Duration
+	RequestTimeout  time.Duration
+	PublishInterval time.Duration
+	Username        string
+	Password        string // from BALANCE_ETCD_PASSWORD, never from the file
+	TLSCA           string
+	TLSCert         string
+	TLSKey          string
+}
+
+// Enabled reports whether the instance is part of a fleet.
+func (f Fleet) Enabled() bool { return len(f.Etcd) > 0 }
+
+// TLS reports whether etcd is reached over TLS.
+func (f Fleet) TLS() bool { return f.TLSCA != "" || f.TLSCert != "" || f.TLSKey != "" }

@@ -76,6 +76,10 @@ type Backend struct {
 	Reason               string    `json:"reason"`
 	LastChange           time.Time `json:"last_change"`
 	Events               []Event   `json:"events"`
+	// In a fleet only: the backend over every live instance, and whether a
+	// change made with scope=local sets it apart from the fleet's state.
+	Fleet    *BackendFleet `json:"fleet,omitempty"`
+	Diverged *bool         `json:"diverged,omitempty"`
 }
 
 // Check is the result of the last active health check.
@@ -110,3 +114,59 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrInvalid  = errors.New("invalid")
 )
+
+// ErrUnavailable marks a change refused because a dependency (the fleet's
+// etcd) cannot be reached or did not confirm in time: the admin API answers 503.
+var ErrUnavailable = errors.New("unavailable")
+
+// Scope says where an operator change applies.
+const (
+	ScopeFleet = "fleet" // every instance of the fleet (the default in a fleet)
+	ScopeLocal = "local" // this instance only
+)
+
+// Fleet is this instance's view of its fleet (SPEC §6), for GET /api/v1/fleet.
+type Fleet struct {
+	Name      string `json:"name"`
+	Self      string `json:"self"` // this instance's id
+	Connected bool   `json:"connected"`
+	// Revision is the etcd revision this instance has seen and applied.
+	Revision int64 `json:"revision"`
+	// DisconnectedSince is when etcd became unreachable, while it is.
+	DisconnectedSince *time.Time `json:"disconnected_since"`
+	LastError         string     `json:"last_error"`
+	LastSync          time.Time  `json:"last_sync"` // the last full read of the fleet state
+	InvalidKeys       int64      `json:"invalid_keys"`
+	Instances         []Instance `json:"instances"`
+}
+
+// Instance is one live instance of the fleet, as its registry entry says.
+type Instance struct {
+	ID              string            `json:"id"`
+	Admin           string            `json:"admin"`
+	Version         string            `json:"version"`
+	ConfigDigest    string            `json:"config_digest"`
+	AppliedRevision int64             `json:"applied_revision"`
+	Started         time.Time         `json:"started"`
+	LastSeen        time.Time         `json:"last_seen"`
+	Self            bool              `json:"self"`
+	Backends        []InstanceBackend `json:"backends"`
+}
+
+// InstanceBackend is one backend as an instance last published it.
+type InstanceBackend struct {
+	Service           string `json:"service"`
+	Backend           string `json:"backend"`
+	State             string `json:"state"`
+	ActiveConnections int64  `json:"active_connections"`
+}
+
+// BackendFleet sums one backend over the fleet's live instances.
+type BackendFleet struct {
+	Instances         int   `json:"instances"` // live instances that have the backend
+	Draining          int   `json:"draining"`
+	ActiveConnections int64 `json:"active_connections"`
+	// Drained is true once the backend is draining on every live instance
+	// and has no connection left on any.
+	Drained bool `json:"drained"`
+}
