@@ -14,13 +14,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/admin"
 	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/fleet"
 	"github.com/balancel4/balance-l4/l4"
 	"github.com/balancel4/balance-l4/status"
 )
@@ -45,6 +48,11 @@ type App struct {
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.Mutex // guards cfg; also serialises state file writes
 	cfg      *config.Config
+
+	version string
+	digest  atomic.Value // string: the configuration file's digest
+	fleet   *fleet.Fleet // nil outside a fleet
+	opMu    sync.Mutex   // serialises applying the fleet's state
 }
 
 var _ admin.Controller = (*App)(nil)
@@ -57,23 +65,50 @@ func Start(o Options) (*App, error) {
 		path:    o.ConfigPath,
 		log:     o.Log,
 		cfg:     o.Config,
+		version: o.Version,
 	}
+	a.digest.Store(configDigest(o.ConfigPath))
 	// Restore drain flags and weights before the first connection can arrive, so a
 	// drained backend never takes traffic after a restart.
+	var saved stateFile
 	if o.Config.StateFile != "" {
 		st, found, err := loadState(o.Config.StateFile)
 		switch {
 		case err != nil:
 			a.log.Error().Err(err).Msg("ignoring state file")
 		case found:
-			a.Runtime.RestoreOperatorState(st)
-			a.log.Info().Str("path", o.Config.StateFile).Int("backends", len(st.Backends)).Msg("restored operator state")
+			saved = st
 		}
 	}
+	if o.Config.Fleet.Enabled() {
+		// In a fleet the fleet's state (or its last copy in the state file)
+		// is what the backends start with.
+		if saved.Fleet == nil && len(saved.State.Backends) > 0 {
+			a.log.Warn().Int("backends", len(saved.State.Backends)).
+				Msg("state file has drains and weights from before this instance joined the fleet; the fleet's state replaces them")
+		}
+		if saved.Fleet != nil && saved.Fleet.Name != o.Config.Fleet.Name {
+			a.log.Warn().Str("saved", saved.Fleet.Name).Msg("state file holds another fleet's state; ignoring it")
+			saved.Fleet = nil
+		}
+		wants, err := a.startFleet(o.Config, saved.Fleet)
+		if err != nil {
+			return nil, fmt.Errorf("joining fleet: %w", err)
+		}
+		saved.State = wants
+	}
+	if len(saved.State.Backends) > 0 {
+		a.Runtime.RestoreOperatorState(saved.State)
+		a.log.Info().Str("path", o.Config.StateFile).Int("backends", len(saved.State.Backends)).Msg("restored operator state")
+	}
 	if _, err := a.Runtime.Apply(o.Config); err != nil {
+		a.closeFleet()
 		return nil, err
 	}
 	a.Runtime.OnOperatorChange(a.saveState)
+	if a.fleet != nil {
+		a.applyFleet(nil, true) // what changed while the listeners opened
+	}
 
 	if o.Config.Admin.Listen != "" {
 		srv, err := admin.New(admin.Options{
@@ -87,6 +122,7 @@ func Start(o Options) (*App, error) {
 		}
 		if err != nil {
 			a.Runtime.Shutdown(closedContext())
+			a.closeFleet()
 			return nil, fmt.Errorf("starting admin server: %w", err)
 		}
 		a.admin = srv
@@ -139,9 +175,19 @@ func (a *App) Reload(by string) (status.Reload, error) {
 		log.Warn().Msg(note)
 		rl.Summary = joinSummary(rl.Summary, note)
 	}
+	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
+		note := "fleet settings changed; they take effect at the next restart"
+		log.Warn().Msg(note)
+		rl.Summary = joinSummary(rl.Summary, note)
+	}
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
+	a.digest.Store(configDigest(a.path))
+	if a.fleet != nil {
+		a.applyFleet(nil, true) // added backends take the fleet's state
+		a.fleet.Publish()
+	}
 	a.saveState() // drops removed backends; writes to a new state_file path
 	log.Info().Strs("services_added", rl.ServicesAdded).Strs("services_removed", rl.ServicesRemoved).
 		Strs("backends_added", rl.BackendsAdded).Strs("backends_removed", rl.BackendsRemoved).
@@ -164,7 +210,12 @@ func (a *App) saveState() {
 	if a.cfg.StateFile == "" {
 		return
 	}
-	if err := saveState(a.cfg.StateFile, a.Runtime.OperatorState()); err != nil {
+	f := stateFile{State: a.Runtime.OperatorState()}
+	if a.fleet != nil {
+		saved := a.fleet.Save()
+		f.Fleet = &saved
+	}
+	if err := saveState(a.cfg.StateFile, f); err != nil {
 		a.log.Error().Err(err).Msg("operator state not saved")
 	}
 }
@@ -180,6 +231,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
+	a.closeFleet()
 	forced, err := a.Runtime.Shutdown(ctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		errs = append(errs, err)
@@ -188,6 +240,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Warn().Int("connections", forced).Msg("shutdown timeout reached; closed remaining connections")
 	}
 	return errors.Join(errs...)
+}
+
+// closeFleet leaves the fleet, if the instance is in one: its registry entry
+// goes at once. Operator state stays in etcd.
+func (a *App) closeFleet() {
+	if a.fleet != nil {
+		a.fleet.Close()
+	}
 }
 
 // invalidError marks a reload the operator must fix: the admin API answers 400.

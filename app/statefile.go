@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/balancel4/balance-l4/fleet"
 	"github.com/balancel4/balance-l4/l4"
 )
 
@@ -18,35 +19,39 @@ const stateFileVersion = 1
 type stateFile struct {
 	Version int              `json:"version"`
 	State   l4.OperatorState `json:"state"`
+	// Fleet is the fleet's state as last applied, with its revision, and the
+	// changes made on this instance alone; absent outside a fleet.
+	Fleet *fleet.Saved `json:"fleet,omitempty"`
 }
 
 // loadState reads the operator state. A missing file is not an error (first start);
 // a corrupt one is, and the caller reports it and goes on without it.
-func loadState(path string) (l4.OperatorState, bool, error) {
+func loadState(path string) (stateFile, bool, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return l4.OperatorState{}, false, nil
+		return stateFile{}, false, nil
 	}
 	if err != nil {
-		return l4.OperatorState{}, false, fmt.Errorf("reading state file %s: %w", path, err)
+		return stateFile{}, false, fmt.Errorf("reading state file %s: %w", path, err)
 	}
 	var f stateFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return l4.OperatorState{}, false, fmt.Errorf("parsing state file %s: %w", path, err)
+		return stateFile{}, false, fmt.Errorf("parsing state file %s: %w", path, err)
 	}
 	if f.Version != stateFileVersion {
-		return l4.OperatorState{}, false, fmt.Errorf("parsing state file %s: version %d, want %d", path, f.Version, stateFileVersion)
+		return stateFile{}, false, fmt.Errorf("parsing state file %s: version %d, want %d", path, f.Version, stateFileVersion)
 	}
-	return f.State, true, nil
+	return f, true, nil
 }
 
 // saveState writes the operator state atomically: a temp file in the same
 // directory, fsynced, then renamed over the old one, so a crash leaves either
 // the old or the new state and never half of one.
-func saveState(path string, s l4.OperatorState) error {
-	data, err := json.MarshalIndent(stateFile{Version: stateFileVersion, State: s}, "", "  ")
+func saveState(path string, f stateFile) error {
+	f.Version = stateFileVersion
+	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}

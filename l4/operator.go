@@ -93,25 +93,66 @@ func (r *Runtime) SetWeight(service, backend string, weight int, by string) (sta
 	if err != nil {
 		return status.Backend{}, err
 	}
+	if r.setWeight(s, b, int32(weight), "set by "+by) {
+		r.operatorChanged()
+	}
+	return s.backendView(b), nil
+}
+
+// setWeight sets b's operator weight (-1 = the file's) and records it; it
+// reports whether the weight changed.
+func (r *Runtime) setWeight(s *service, b *backend, weight int32, reason string) bool {
 	r.mu.Lock()
-	old := b.opWeight.Swap(int32(weight))
-	changed := old != int32(weight)
+	old := b.opWeight.Swap(weight)
+	changed := old != weight
 	if changed {
 		r.rebuildSetLocked(s)
 	}
 	r.mu.Unlock()
-	if changed {
-		from := "file weight"
-		if old >= 0 {
-			from = fmt.Sprintf("weight %d", old)
+	if !changed {
+		return false
+	}
+	name := func(w int32) string {
+		if w < 0 {
+			return "file weight"
 		}
-		b.status.AddEvent(health.Event{Time: b.now(), From: from, To: fmt.Sprintf("weight %d", weight),
-			Reason: "set by " + by})
-		r.log.Info().Str("service", s.name).Str("backend", b.name).Str("by", by).Int("weight", weight).
-			Msg("backend weight set")
+		return fmt.Sprintf("weight %d", w)
+	}
+	b.status.AddEvent(health.Event{Time: b.now(), From: name(old), To: name(weight), Reason: reason})
+	r.log.Info().Str("service", s.name).Str("backend", b.name).Str("reason", reason).Str("weight", name(weight)).
+		Msg("backend weight set")
+	return true
+}
+
+// SetOperator makes a backend's drain flag and operator weight (nil = the
+// file's) exactly these, for operator state kept outside this process (a
+// fleet's). It reports whether anything changed; reason goes to the events.
+func (r *Runtime) SetOperator(service, backend string, drain bool, weight *int, reason string) (bool, error) {
+	s, b, err := r.lookup(service, backend)
+	if err != nil {
+		return false, err
+	}
+	w := int32(-1)
+	if weight != nil {
+		if *weight < 0 || *weight > MaxWeight {
+			return false, fmt.Errorf("weight %d outside 0..%d: %w", *weight, MaxWeight, status.ErrInvalid)
+		}
+		w = int32(*weight)
+	}
+	changed := false
+	if drain && b.status.Drain(reason) {
+		b.startDrainTimer(s.cfg.Load().Timeouts.Drain)
+		changed = true
+	}
+	if !drain && b.status.Undrain(reason) {
+		b.stopDrainTimer()
+		changed = true
+	}
+	changed = r.setWeight(s, b, w, reason) || changed
+	if changed {
 		r.operatorChanged()
 	}
-	return s.backendView(b), nil
+	return changed, nil
 }
 
 // rebuildSetLocked rebuilds a service's pickers after a weight change

@@ -132,6 +132,10 @@ type Fleet struct {
 	Connected bool   `json:"connected"`
 	// Revision is the etcd revision this instance has seen and applied.
 	Revision int64 `json:"revision"`
+	// OperatorRevision is the revision of the newest operator change this
+	// instance applied: an instance whose applied_revision is below it has
+	// not seen that change yet.
+	OperatorRevision int64 `json:"operator_revision"`
 	// DisconnectedSince is when etcd became unreachable, while it is.
 	DisconnectedSince *time.Time `json:"disconnected_since"`
 	LastError         string     `json:"last_error"`
