@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -60,6 +62,8 @@ func clientConfig(c config.Fleet) (clientv3.Config, error) {
 func describe(endpoints []string, err error) error {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "no answer in time (no quorum, a partition, or every endpoint down)"
 	case strings.Contains(msg, "authentication failed"):
 		msg = "authentication failed: check fleet.username and " + config.EtcdPasswordEnv + " (" + msg + ")"
 	case strings.Contains(msg, "certificate"), strings.Contains(msg, "tls:"):

@@ -324,11 +324,12 @@ func (f *Fleet) run() {
 			var rev int64
 			if rev, err = f.resync(cli); err == nil {
 				b.reset()
-				err = f.watch(cli, rev)
+				werr := f.watch(cli, rev)
 				if f.ctx.Err() != nil {
 					return
 				}
-				f.log.Warn().Err(err).Msg("fleet watch ended; reading the fleet state again")
+				// Not a verdict on etcd: the next full read gives that.
+				f.log.Warn().Err(werr).Msg("fleet watch ended; reading the fleet state again")
 			}
 		}
 		if err != nil && f.ctx.Err() == nil {
