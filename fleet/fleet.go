@@ -546,8 +546,12 @@ func (f *Fleet) prober() {
 		resp, err := cli.Get(ctx, f.lay.instanceKey(f.id), clientv3.WithCountOnly())
 		cancel()
 		if err != nil {
+			// One member that stopped answering can fail a probe while the
+			// others serve: read everything again, and let that read
+			// decide whether etcd is unreachable.
 			if f.ctx.Err() == nil {
-				f.lost(err)
+				f.log.Warn().Err(describe(f.cfg.Etcd, err)).Msg("fleet probe failed; reading the fleet state again")
+				f.stopWatching()
 			}
 			behindRev = 0
 			continue
@@ -563,12 +567,7 @@ func (f *Fleet) prober() {
 		case behindRev != 0 && applied < behindRev && f.now().Sub(behindSince) > 3*f.probe+f.cfg.RequestTimeout:
 			f.log.Warn().Int64("applied", applied).Int64("etcd_revision", behindRev).
 				Msg("fleet watch made no progress; reading the fleet state again")
-			f.mu.Lock()
-			stop := f.stopWatch
-			f.mu.Unlock()
-			if stop != nil {
-				stop()
-			}
+			f.stopWatching()
 			behindRev = 0
 		case behindRev == 0 || applied >= behindRev:
 			behindRev, behindSince = 0, time.Time{}
@@ -576,6 +575,15 @@ func (f *Fleet) prober() {
 				behindRev, behindSince = resp.Header.Revision, f.now()
 			}
 		}
+	}
+}
+
+func (f *Fleet) stopWatching() {
+	f.mu.Lock()
+	stop := f.stopWatch
+	f.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 
