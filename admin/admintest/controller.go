@@ -10,6 +10,9 @@
 //	c.AddService(status.Service{Name: "pg", Listen: "127.0.0.1:6432",
 //		Backends: []status.Backend{{Name: "pg1", Address: "10.0.0.11:5432", Weight: 1}}})
 //	c.Update("pg", "pg1", "3 failed checks", func(b *status.Backend) { b.Health = "unhealthy" })
+//
+// It is also an admin.FleetController, outside a fleet until SetFleet puts it
+// in one (see fleet.go).
 package admintest
 
 import (
@@ -26,7 +29,7 @@ const maxEvents = 20
 
 // Call records one state-changing call made through the Controller interface.
 type Call struct {
-	Method  string // Drain | Undrain | Disconnect | SetWeight | Reload
+	Method  string // Drain | Undrain | Disconnect | SetWeight | Reload | DrainLocal | UndrainLocal | SetWeightLocal
 	Service string
 	Backend string
 	Weight  int // SetWeight only
@@ -42,6 +45,7 @@ type Controller struct {
 	services []*service
 	reload   func(by string) (status.Reload, error)
 	calls    []Call
+	fleet    *status.Fleet // nil: not part of a fleet
 }
 
 type service struct {
@@ -52,6 +56,7 @@ type service struct {
 type backend struct {
 	view     status.Backend
 	draining bool
+	diverged bool // changed with scope=local since the last fleet-wide change
 }
 
 // New returns an empty controller. now stamps events and state changes; nil
@@ -193,7 +198,7 @@ func (c *Controller) Services() []status.Service {
 	defer c.mu.Unlock()
 	out := make([]status.Service, 0, len(c.services))
 	for _, s := range c.services {
-		out = append(out, s.snapshot())
+		out = append(out, c.serviceView(s))
 	}
 	return out
 }
@@ -206,7 +211,7 @@ func (c *Controller) Service(name string) (status.Service, error) {
 	if s == nil {
 		return status.Service{}, fmt.Errorf("service %q: %w", name, status.ErrNotFound)
 	}
-	return s.snapshot(), nil
+	return c.serviceView(s), nil
 }
 
 // Backend implements admin.Controller.
@@ -217,33 +222,44 @@ func (c *Controller) Backend(svcName, name string) (status.Backend, error) {
 	if err != nil {
 		return status.Backend{}, err
 	}
-	return b.snapshot(), nil
+	return c.backendView(svcName, b), nil
 }
 
-// Drain implements admin.Controller.
+// Drain implements admin.Controller. In a fleet it is fleet-wide: it fails
+// with status.ErrUnavailable while the fleet is not Connected.
 func (c *Controller) Drain(svcName, name, by string) (status.Backend, error) {
-	return c.operate(Call{Method: "Drain", Service: svcName, Backend: name, By: by}, func(b *backend) {
-		b.draining = true
-	})
+	return c.operate(Call{Method: "Drain", Service: svcName, Backend: name, By: by}, drain)
 }
 
-// Undrain implements admin.Controller.
+// Undrain implements admin.Controller; in a fleet, as Drain.
 func (c *Controller) Undrain(svcName, name, by string) (status.Backend, error) {
-	return c.operate(Call{Method: "Undrain", Service: svcName, Backend: name, By: by}, func(b *backend) {
-		b.draining = false
-	})
+	return c.operate(Call{Method: "Undrain", Service: svcName, Backend: name, By: by}, undrain)
 }
 
 // SetWeight implements admin.Controller. The operator's weight replaces the
-// current one; ConfiguredWeight keeps the file's.
+// current one; ConfiguredWeight keeps the file's. In a fleet, as Drain.
 func (c *Controller) SetWeight(svcName, name string, weight int, by string) (status.Backend, error) {
-	if weight < 0 || weight > 256 {
-		return status.Backend{}, fmt.Errorf("setting weight of %s/%s: %w: weight %d outside 0..256", svcName, name, status.ErrInvalid, weight)
+	if err := checkWeight(svcName, name, weight); err != nil {
+		return status.Backend{}, err
 	}
-	return c.operate(Call{Method: "SetWeight", Service: svcName, Backend: name, Weight: weight, By: by}, func(b *backend) {
+	return c.operate(Call{Method: "SetWeight", Service: svcName, Backend: name, Weight: weight, By: by}, setWeight(weight))
+}
+
+func drain(b *backend)   { b.draining = true }
+func undrain(b *backend) { b.draining = false }
+
+func setWeight(weight int) func(b *backend) {
+	return func(b *backend) {
 		b.view.Weight = weight
 		b.view.EffectiveWeight = float64(weight)
-	})
+	}
+}
+
+func checkWeight(svcName, name string, weight int) error {
+	if weight < 0 || weight > 256 {
+		return fmt.Errorf("setting weight of %s/%s: %w: weight %d outside 0..256", svcName, name, status.ErrInvalid, weight)
+	}
+	return nil
 }
 
 // Disconnect implements admin.Controller: every active connection of the
@@ -269,6 +285,9 @@ func (c *Controller) Reload(by string) (status.Reload, error) {
 	return f(by)
 }
 
+// operate makes an operator change. In a fleet, Drain, Undrain and SetWeight
+// are fleet-wide (refused while the fleet store is unreachable, committed as
+// a new revision otherwise) and the *Local methods set the backend apart.
 func (c *Controller) operate(call Call, f func(b *backend)) (status.Backend, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -276,11 +295,26 @@ func (c *Controller) operate(call Call, f func(b *backend)) (status.Backend, err
 	if err != nil {
 		return status.Backend{}, err
 	}
+	fleetWide := false
+	if c.fleet != nil {
+		switch call.Method {
+		case "Drain", "Undrain", "SetWeight":
+			if err := c.fleetUnavailable(); err != nil {
+				return status.Backend{}, err
+			}
+			fleetWide, b.diverged = true, false
+		case "DrainLocal", "UndrainLocal", "SetWeightLocal":
+			b.diverged = true
+		}
+	}
 	c.calls = append(c.calls, call)
 	before := b.view
 	f(b)
 	b.settle(before, "by "+call.By, c.now())
-	return b.snapshot(), nil
+	if fleetWide {
+		c.commit(call.Service, b)
+	}
+	return c.backendView(call.Service, b), nil
 }
 
 func (c *Controller) findService(name string) *service {
@@ -313,11 +347,23 @@ func (s *service) find(name string) *backend {
 	return nil
 }
 
-func (s *service) snapshot() status.Service {
+func (c *Controller) serviceView(s *service) status.Service {
 	v := s.view
 	v.Backends = make([]status.Backend, 0, len(s.backends))
 	for _, b := range s.backends {
-		v.Backends = append(v.Backends, b.snapshot())
+		v.Backends = append(v.Backends, c.backendView(s.view.Name, b))
+	}
+	return v
+}
+
+// backendView is the backend's snapshot with, in a fleet, its fleet and
+// diverged fields.
+func (c *Controller) backendView(svcName string, b *backend) status.Backend {
+	v := b.snapshot()
+	if c.fleet != nil {
+		v.Fleet = c.backendFleet(svcName, b)
+		d := b.diverged
+		v.Diverged = &d
 	}
 	return v
 }
