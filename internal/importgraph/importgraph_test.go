@@ -1,5 +1,6 @@
 // Package importgraph holds the test that keeps the import graph one-way:
-// cmd wires everything; app joins l4 and admin; admin reads status views only;
+// cmd wires everything; app joins l4, admin and fleet; admin reads status views
+// only; fleet talks to etcd and knows nothing of HTTP handlers or the data path;
 // l4 owns the data path; health, resilience, balance and proxyproto are leaves
 // that know nothing of HTTP handlers, TCP splicing or the file format.
 package importgraph
@@ -15,16 +16,17 @@ const module = "github.com/balancel4/balance-l4"
 // forbidden lists, for each package, the project packages (and a few outside
 // ones) it must not depend on, directly or transitively.
 var forbidden = map[string][]string{
-	"status":     {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web"},
-	"config":     {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status"},
-	"resilience": {"config", "l4", "admin", "app", "health", "balance", "proxyproto", "web", "status", "net/http", "net"},
-	"health":     {"config", "l4", "admin", "app", "resilience", "balance", "proxyproto", "web", "status", "github.com/labstack/echo/v4"},
-	"balance":    {"config", "l4", "admin", "app", "health", "resilience", "proxyproto", "web", "status", "net/http"},
-	"proxyproto": {"config", "l4", "admin", "app", "health", "resilience", "balance", "web", "status", "net/http"},
-	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus"},
-	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo"},
-	"web":        {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "admin", "status"},
+	"status":     {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "fleet", "go.etcd.io/etcd/client/v3"},
+	"config":     {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "fleet", "go.etcd.io/etcd/client/v3"},
+	"resilience": {"config", "l4", "admin", "app", "health", "balance", "proxyproto", "web", "status", "net/http", "net", "fleet", "go.etcd.io/etcd/client/v3"},
+	"health":     {"config", "l4", "admin", "app", "resilience", "balance", "proxyproto", "web", "status", "github.com/labstack/echo/v4", "fleet", "go.etcd.io/etcd/client/v3"},
+	"balance":    {"config", "l4", "admin", "app", "health", "resilience", "proxyproto", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
+	"proxyproto": {"config", "l4", "admin", "app", "health", "resilience", "balance", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
+	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus", "fleet", "go.etcd.io/etcd/client/v3"},
+	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo", "fleet", "go.etcd.io/etcd/client/v3"},
+	"web":        {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "admin", "status", "fleet", "go.etcd.io/etcd/client/v3"},
 	"app":        {"demo"},
+	"fleet":      {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4"},
 	"demo":       {"l4", "app", "admin", "config", "health", "resilience", "balance", "proxyproto", "web", "status"},
 }
 
