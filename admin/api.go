@@ -49,27 +49,33 @@ func (s *Server) getBackend(c echo.Context) error {
 	return c.JSON(http.StatusOK, b)
 }
 
-func (s *Server) drain(c echo.Context) error   { return s.apiAction(c, "drain", s.ctrl.Drain) }
-func (s *Server) undrain(c echo.Context) error { return s.apiAction(c, "undrain", s.ctrl.Undrain) }
+func (s *Server) drain(c echo.Context) error   { return s.apiAction(c, drainOp) }
+func (s *Server) undrain(c echo.Context) error { return s.apiAction(c, undrainOp) }
 
-// backendAction is a controller action on one backend (drain, undrain).
-type backendAction func(svc, backend, by string) (status.Backend, error)
-
-// runAction reads the backend from the path, runs f on behalf of whoever
-// asked (origin "api" or "dashboard") and logs it.
-func (s *Server) runAction(c echo.Context, origin, action string, f backendAction) (string, status.Backend, error) {
+// runAction reads the backend from the path and the scope from the query,
+// runs op on behalf of whoever asked (origin "api" or "dashboard") and logs it.
+// scope is where the change applied ("fleet" or "local").
+func (s *Server) runAction(c echo.Context, origin string, op backendOp) (svc string, b status.Backend, scope string, err error) {
 	svc, name, err := backendParams(c)
 	if err != nil {
-		return "", status.Backend{}, err
+		return "", b, "", err
+	}
+	local, scope, err := s.actionScope(c)
+	if err != nil {
+		return "", b, "", err
 	}
 	by := who(c, origin)
-	b, err := f(svc, name, by)
-	s.logAction(by, action, svc, name, err).Msg("admin action")
-	return svc, b, err
+	if local {
+		b, err = op.local(s.fleet, svc, name, by)
+	} else {
+		b, err = op.fleet(s.ctrl, svc, name, by)
+	}
+	s.logAction(by, op.name, svc, name, err).Str("scope", scope).Msg("admin action")
+	return svc, b, scope, err
 }
 
-func (s *Server) apiAction(c echo.Context, action string, f backendAction) error {
-	_, b, err := s.runAction(c, "api", action, f)
+func (s *Server) apiAction(c echo.Context, op backendOp) error {
+	_, b, _, err := s.runAction(c, "api", op)
 	if err != nil {
 		return err
 	}
@@ -103,7 +109,7 @@ func (s *Server) runDisconnect(c echo.Context, origin string) (svc, name string,
 }
 
 func (s *Server) setWeight(c echo.Context) error {
-	_, b, _, err := s.runSetWeight(c, "api", func() (int, error) { return decodeWeight(c.Request().Body) })
+	_, b, _, _, err := s.runSetWeight(c, "api", func() (int, error) { return decodeWeight(c.Request().Body) })
 	if err != nil {
 		return err
 	}
@@ -112,19 +118,28 @@ func (s *Server) setWeight(c echo.Context) error {
 }
 
 // runSetWeight sets the path's backend's weight, read by weight (a JSON body
-// for the API, a form for the dashboard), on behalf of whoever asked, and logs it.
-func (s *Server) runSetWeight(c echo.Context, origin string, weight func() (int, error)) (svc string, b status.Backend, w int, err error) {
+// for the API, a form for the dashboard), in the scope the query asks for, on
+// behalf of whoever asked, and logs it.
+func (s *Server) runSetWeight(c echo.Context, origin string, weight func() (int, error)) (svc string, b status.Backend, w int, scope string, err error) {
 	svc, name, err := backendParams(c)
 	if err != nil {
-		return "", b, 0, err
+		return "", b, 0, "", err
+	}
+	local, scope, err := s.actionScope(c)
+	if err != nil {
+		return "", b, 0, "", err
 	}
 	if w, err = weight(); err != nil {
-		return "", b, 0, err
+		return "", b, 0, "", err
 	}
 	by := who(c, origin)
-	b, err = s.ctrl.SetWeight(svc, name, w, by)
-	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Msg("admin action")
-	return svc, b, w, err
+	if local {
+		b, err = s.fleet.SetWeightLocal(svc, name, w, by)
+	} else {
+		b, err = s.ctrl.SetWeight(svc, name, w, by)
+	}
+	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Str("scope", scope).Msg("admin action")
+	return svc, b, w, scope, err
 }
 
 // reload answers 400 with the controller's message, which lists every problem,

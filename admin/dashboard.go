@@ -58,15 +58,29 @@ func (s *Server) uiBackend(c echo.Context) error {
 	return s.renderBackend(c, svc, b)
 }
 
-func (s *Server) uiDrain(c echo.Context) error   { return s.uiAction(c, "drain", s.ctrl.Drain) }
-func (s *Server) uiUndrain(c echo.Context) error { return s.uiAction(c, "undrain", s.ctrl.Undrain) }
+func (s *Server) uiDrain(c echo.Context) error   { return s.uiAction(c, drainOp, "drained") }
+func (s *Server) uiUndrain(c echo.Context) error { return s.uiAction(c, undrainOp, "undrained") }
 
-func (s *Server) uiAction(c echo.Context, action string, f backendAction) error {
-	svc, b, err := s.runAction(c, "dashboard", action, f)
+// uiAction runs op and answers with the backend's row. A failure, such as a
+// 503 while the fleet store is unreachable, is the usual JSON error, which the
+// page shows as a toast (with a button to repeat the change with scope=local).
+func (s *Server) uiAction(c echo.Context, op backendOp, done string) error {
+	svc, b, scope, err := s.runAction(c, "dashboard", op)
 	if err != nil {
 		return err
 	}
+	if localAsked(c, scope) {
+		toast(c, fmt.Sprintf("%s/%s %s on this instance only; %s", svc, b.Name, done, localNote))
+	}
 	return s.renderBackend(c, svc, b)
+}
+
+// localNote says what a change made with scope=local means.
+const localNote = "the next fleet-wide change to it replaces this"
+
+// localAsked says whether the request asked for scope=local and got it.
+func localAsked(c echo.Context, scope string) bool {
+	return scope == status.ScopeLocal && c.QueryParam("scope") == status.ScopeLocal
 }
 
 func (s *Server) uiDisconnect(c echo.Context) error {
@@ -83,7 +97,7 @@ func (s *Server) uiDisconnect(c echo.Context) error {
 }
 
 func (s *Server) uiSetWeight(c echo.Context) error {
-	svc, b, w, err := s.runSetWeight(c, "dashboard", func() (int, error) {
+	svc, b, w, scope, err := s.runSetWeight(c, "dashboard", func() (int, error) {
 		if err := c.Request().ParseForm(); err != nil {
 			return 0, fmt.Errorf("reading weight form: %w", err)
 		}
@@ -92,7 +106,11 @@ func (s *Server) uiSetWeight(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	toast(c, fmt.Sprintf("weight of %s/%s set to %d", svc, b.Name, w))
+	msg := fmt.Sprintf("weight of %s/%s set to %d", svc, b.Name, w)
+	if localAsked(c, scope) {
+		msg += " on this instance only; " + localNote
+	}
+	toast(c, msg)
 	return s.renderBackend(c, svc, b)
 }
 

@@ -17,8 +17,9 @@ type errorBody struct {
 
 // handleError is Echo's HTTPErrorHandler: every error, Echo's own 404 and 405
 // included, becomes {"error": "..."} with a fitting status. Controller errors
-// are classified by status.ErrNotFound and status.ErrInvalid; anything else is
-// a 500 whose details go to the log, not to the client.
+// are classified by status.ErrNotFound (404), status.ErrInvalid (400) and
+// status.ErrUnavailable (503, the fleet store cannot be reached); anything else
+// is a 500 whose details go to the log, not to the client.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -47,6 +48,8 @@ func (s *Server) classify(err error, c echo.Context) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, status.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, status.ErrUnavailable):
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.As(err, &he):
 		switch he.Code {
 		case http.StatusNotFound:

@@ -11,11 +11,11 @@ import (
 
 // newRegistry returns a registry (not the global default, so several servers
 // can live in one process) with the balancer's collector and the Go and
-// process collectors.
-func newRegistry(ctrl Controller) *prometheus.Registry {
+// process collectors. fleet is ctrl as a FleetController, or nil.
+func newRegistry(ctrl Controller, fleet FleetController) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		newCollector(ctrl),
+		newCollector(ctrl, fleet),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -25,9 +25,13 @@ func newRegistry(ctrl Controller) *prometheus.Registry {
 // collector turns Controller.Services into SPEC §5's metrics at scrape time,
 // so the data path keeps plain atomic counters and knows nothing of
 // Prometheus. Service-level gauges and counters have their own names
-// (balance_service_*) instead of a backend="" label.
+// (balance_service_*) instead of a backend="" label. The balance_fleet_*
+// series (SPEC §6) exist only while the instance is part of a fleet.
 type collector struct {
-	ctrl Controller
+	ctrl  Controller
+	fleet FleetController // nil when ctrl is none
+
+	fleetConnected, fleetInstances, fleetRevision, fleetLastSync, fleetInvalidKeys *prometheus.Desc
 
 	connections, active, failures, bytes             *prometheus.Desc
 	eligible, state, checks, circuit, weight         *prometheus.Desc
@@ -42,10 +46,11 @@ var (
 	backendStates = []string{"healthy", "unhealthy", "draining"}
 )
 
-func newCollector(ctrl Controller) *collector {
+func newCollector(ctrl Controller, fleet FleetController) *collector {
 	d := prometheus.NewDesc
 	return &collector{
 		ctrl:        ctrl,
+		fleet:       fleet,
 		connections: d("balance_connections_total", "Client connections proxied to the backend.", backendLabels, nil),
 		active:      d("balance_active_connections", "Established connections to the backend now.", backendLabels, nil),
 		failures:    d("balance_connect_failures_total", "Failed connection attempts to the backend.", backendLabels, nil),
@@ -66,6 +71,16 @@ func newCollector(ctrl Controller) *collector {
 		acceptErrors: d("balance_accept_errors_total", "Failed accepts, e.g. out of file descriptors; the accept loop backs off and keeps serving.", serviceLabels, nil),
 		rejected: d("balance_rejected_connections_total", "Client connections closed without being served, by reason.",
 			slices.Concat(serviceLabels, []string{"reason"}), nil),
+		fleetConnected: d("balance_fleet_connected", "1 while the fleet store (etcd) is reachable, 0 while this instance serves with the last applied state.",
+			nil, nil),
+		fleetInstances: d("balance_fleet_instances", "Live instances of the fleet that this instance sees in the registry, itself included.",
+			nil, nil),
+		fleetRevision: d("balance_fleet_applied_revision", "The etcd revision of the fleet's operator state that this instance has applied.",
+			nil, nil),
+		fleetLastSync: d("balance_fleet_last_sync_timestamp_seconds", "Unix time of this instance's last full read of the fleet state from etcd; 0 before the first.",
+			nil, nil),
+		fleetInvalidKeys: d("balance_fleet_invalid_keys_total", "Operator keys in etcd ignored because their value is not valid JSON of the documented shape.",
+			nil, nil),
 	}
 }
 
@@ -74,6 +89,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connections, c.active, c.failures, c.bytes, c.eligible, c.state,
 		c.checks, c.circuit, c.weight, c.svcActive, c.svcConnections, c.retries, c.acceptErrors, c.rejected} {
 		ch <- d
+	}
+	if c.fleet != nil {
+		for _, d := range []*prometheus.Desc{c.fleetConnected, c.fleetInstances, c.fleetRevision, c.fleetLastSync, c.fleetInvalidKeys} {
+			ch <- d
+		}
 	}
 }
 
@@ -109,6 +129,27 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.weight, float64(b.Weight), s.Name, b.Name)
 		}
 	}
+	c.collectFleet(gauge, counter)
+}
+
+// collectFleet adds the balance_fleet_* series while the instance is part of a fleet.
+func (c *collector) collectFleet(gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, int64, ...string)) {
+	if c.fleet == nil {
+		return
+	}
+	f, ok := c.fleet.Fleet()
+	if !ok {
+		return
+	}
+	gauge(c.fleetConnected, boolValue(f.Connected))
+	gauge(c.fleetInstances, float64(len(f.Instances)))
+	gauge(c.fleetRevision, float64(f.Revision))
+	var sync float64
+	if !f.LastSync.IsZero() {
+		sync = float64(f.LastSync.UnixNano()) / 1e9
+	}
+	gauge(c.fleetLastSync, sync)
+	counter(c.fleetInvalidKeys, f.InvalidKeys)
 }
 
 func boolValue(b bool) float64 {

@@ -32,6 +32,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.POST("/services/:service/backends/:backend/disconnect", s.disconnect)
 	api.PUT("/services/:service/backends/:backend/weight", s.setWeight)
 	api.POST("/reload", s.reload)
+	api.GET("/fleet", s.getFleet)
 
 	e.GET("/", s.dashboard)
 	ui := e.Group("/ui")

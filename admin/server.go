@@ -43,6 +43,7 @@ const (
 type Server struct {
 	log     zerolog.Logger
 	ctrl    Controller
+	fleet   FleetController // ctrl when it can be part of a fleet, else nil
 	now     func() time.Time
 	every   time.Duration
 	auth    tokenAuth
@@ -79,6 +80,7 @@ func New(o Options) (*Server, error) {
 		auth:  newTokenAuth(o.Token),
 		stop:  make(chan struct{}),
 	}
+	s.fleet, _ = o.Controller.(FleetController)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -97,7 +99,7 @@ func New(o Options) (*Server, error) {
 	if s.assets, err = loadAssets(); err != nil {
 		return nil, fmt.Errorf("admin: creating server: %w", err)
 	}
-	s.metrics = newRegistry(s.ctrl)
+	s.metrics = newRegistry(s.ctrl, s.fleet)
 
 	e := echo.New()
 	e.HideBanner = true
