@@ -15,6 +15,9 @@ const EtcdPasswordEnv = "BALANCE_ETCD_PASSWORD"
 // readability here, so -check finds a wrong path before a start does.
 func readFleet(t *table, f *Fleet, getenv func(string) string) {
 	t.strList("etcd", &f.Etcd)
+	if len(f.Etcd) == 0 {
+		f.Etcd = nil // etcd = [] is the same as no fleet
+	}
 	for i, e := range f.Etcd {
 		norm, err := etcdEndpoint(e)
 		if err != nil {

@@ -72,6 +72,8 @@ func TestDefaults(t *testing.T) {
 		ShutdownTimeout: 30 * time.Second,
 		Admin:           Admin{Listen: "127.0.0.1:9090"},
 		Log:             Log{Level: "info", Format: "console", AccessLog: true},
+		Fleet: Fleet{Name: "default", DialTimeout: 2 * time.Second, RequestTimeout: 2 * time.Second,
+			PublishInterval: 2 * time.Second},
 		Services: []Service{specService("postgres", "127.0.0.1:6432",
 			Backend{Name: "10.0.0.11:5432", Address: "10.0.0.11:5432", Weight: 1},
 			Backend{Name: "pg2", Address: "10.0.0.12:5432", Weight: 1},
@@ -194,6 +196,7 @@ func TestAllBackendFieldsAndServiceFields(t *testing.T) {
 		StateFile:       "/var/lib/balance/state.json",
 		Admin:           Admin{Listen: "0.0.0.0:9091", Token: "s3cret"},
 		Log:             Log{Level: "debug", Format: "json"},
+		Fleet:           defaultFleet(),
 	}
 	svc := specService("db_1", "[::1]:7000",
 		Backend{Name: "[2001:db8::1]:5432", Address: "[2001:db8::1]:5432", Weight: 0, Backup: true, MaxConnections: 10},
