@@ -513,3 +513,54 @@ func compactWithout(t *testing.T, c *etcdtest.Cluster, skip int) int64 {
 	}
 	return rev
 }
+
+// TestFleetTLSAndAuth: etcd over TLS with a client certificate and a user.
+// Right credentials join the fleet; a wrong password or an untrusted
+// certificate is a clear error naming the endpoint, while the instance
+// serves traffic and keeps retrying.
+func TestFleetTLSAndAuth(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{TLS: true, Auth: true})
+	be := startEcho(t)
+	base := fleetSetup{endpoints: c.Endpoints(), name: "secure", backends: []net.Listener{be},
+		extra: fmt.Sprintf("username = %q\ntls_ca = %q\ntls_cert = %q\ntls_key = %q\n",
+			etcdtest.BalanceUser, c.CAFile, c.CertFile, c.KeyFile),
+		env: []string{"BALANCE_ETCD_PASSWORD=" + etcdtest.BalancePassword}}
+
+	good := base.startNode(t, "good")
+	waitFor(t, "good connected", func() bool { return good.fleet(t).Connected })
+	good.mustAct(t, "POST", "b0/drain", "")
+	cli := c.Client(t)
+	resp, err := cli.Get(context.Background(), "/balance-l4/secure/operator/echo/b0")
+	if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"drain":true`) {
+		t.Fatalf("drain through TLS and auth not in etcd: %v %v", resp, err)
+	}
+
+	wrongPass := base
+	wrongPass.env = []string{"BALANCE_ETCD_PASSWORD=not-the-password"}
+	bad := wrongPass.startNode(t, "wrong-password")
+	untrusted := base
+	cert, key := c.UntrustedClientCert(t)
+	untrusted.extra = fmt.Sprintf("username = %q\ntls_ca = %q\ntls_cert = %q\ntls_key = %q\n",
+		etcdtest.BalanceUser, c.CAFile, cert, key)
+	badCert := untrusted.startNode(t, "untrusted-cert")
+
+	for _, tc := range []struct {
+		n    *fleetNode
+		says string
+	}{{bad, "authentication failed"}, {badCert, "TLS"}} {
+		waitFor(t, tc.n.id+" logging a clear error", func() bool {
+			log := tc.n.proc.stderr()
+			return strings.Contains(log, tc.says) && strings.Contains(log, c.Member(0).Endpoint())
+		})
+		if f := tc.n.fleet(t); f.Connected {
+			t.Fatalf("%s: connected with bad credentials", tc.n.id)
+		}
+		// It serves traffic all the same.
+		conn := dial(t, tc.n.listen)
+		roundTrip(t, conn, tc.n.id+" serves")
+		conn.Close()
+		if code, msg := tc.n.act(t, "POST", "b0/drain", ""); code != 503 {
+			t.Fatalf("%s: drain answered %d %s, want 503", tc.n.id, code, msg)
+		}
+	}
+}
