@@ -350,7 +350,12 @@ func (f *Fleet) sleep(d time.Duration) {
 
 // lost records that etcd cannot be reached.
 func (f *Fleet) lost(err error) {
+	timedOut := errors.Is(err, context.DeadlineExceeded)
 	err = describe(f.cfg.Etcd, err)
+	if timedOut {
+		cc, _ := clientConfig(f.cfg)
+		err = fmt.Errorf("%w: %s", err, diagnose(f.cfg.Etcd, cc.TLS, min(f.cfg.DialTimeout, time.Second)))
+	}
 	f.mu.Lock()
 	was := f.connected
 	changedErr := f.lastErr != err.Error()
