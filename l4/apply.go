@@ -46,26 +46,143 @@ type monitorOp struct {
 	add    *health.Target
 }
 
+// applyLocked applies cfg under r.mu in steps: build what can fail, open
+// listeners, then (nothing fails from there) update each service, reconcile
+// its backends and move it onto its listener, and retire removed services.
+// What must wait for r.mu to be released (closing listeners, changing active
+// checks) is returned as a function.
 func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error) {
 	if r.stopped {
 		return status.Reload{}, nil, ErrShutdown
 	}
 	first := !r.started
 
-	// Everything that can fail comes first: checkers, pickers, listeners.
-	checkers := map[string]health.Checker{}
-	for _, sc := range cfg.Services {
-		if _, err := balance.New(sc.Algorithm, nil, r.rand); err != nil {
-			return status.Reload{}, nil, fmt.Errorf("service %s: %w", sc.Name, err)
+	builds, err := r.buildServices(cfg)
+	if err != nil {
+		return status.Reload{}, nil, err
+	}
+	lns, err := r.openListeners(cfg)
+	if err != nil {
+		return status.Reload{}, nil, err
+	}
+
+	// From here on nothing fails.
+	var rl status.Reload
+	var ops []monitorOp
+	var closing []*acceptor
+	services := make(map[string]*service, len(builds))
+	order := make([]*service, 0, len(builds))
+	for i := range builds {
+		sb := &builds[i]
+		s := r.services[sb.sc.Name]
+		if s == nil {
+			s = r.newService(sb.sc.Name)
+			rl.ServicesAdded = append(rl.ServicesAdded, s.name)
+		} else if !sameServiceSettings(&s.cfg.Load().Service, sb.sc) {
+			rl.ServicesChanged = append(rl.ServicesChanged, s.name)
 		}
+		s.configure(sb)
+		added, removed, changed, bops := r.reconcileBackends(s, sb.sc.Backends)
+		rl.BackendsAdded = append(rl.BackendsAdded, added...)
+		rl.BackendsRemoved = append(rl.BackendsRemoved, removed...)
+		rl.BackendsChanged = append(rl.BackendsChanged, changed...)
+		ops = append(ops, bops...)
+		if a := r.takeListener(s, sb.sc.Listen, lns); a != nil {
+			closing = append(closing, a)
+		}
+		services[s.name] = s
+		order = append(order, s)
+	}
+	gone, gclosing, gops := r.retireServices(services, lns.handedOff)
+	rl.ServicesRemoved = append(rl.ServicesRemoved, gone...)
+	closing = append(closing, gclosing...)
+	ops = append(ops, gops...)
+
+	r.services, r.order = services, order
+	r.pruneRetired()
+	r.started = true
+	r.pending = nil
+	rl.Summary = summarize(rl, first)
+
+	after := func() {
+		for _, a := range closing {
+			a.close()
+		}
+		r.applyMonitorOps(ops)
+		r.log.Info().Str("summary", rl.Summary).Msg("configuration applied")
+	}
+	return rl, after, nil
+}
+
+// serviceBuild is what buildServices prepares for one service of a
+// configuration.
+type serviceBuild struct {
+	sc      *config.Service
+	cfg     *serviceConfig // what new connections will read
+	checker health.Checker // nil when active checks are off
+}
+
+// buildServices builds everything of cfg that can fail (checkers, and a
+// check of each algorithm, whose pickers are built with the backends) and
+// the settings new connections will read. It changes no running state, so
+// an error leaves the runtime as it was.
+func (r *Runtime) buildServices(cfg *config.Config) ([]serviceBuild, error) {
+	builds := make([]serviceBuild, 0, len(cfg.Services))
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		if _, err := balance.New(sc.Algorithm, nil, r.rand); err != nil {
+			return nil, fmt.Errorf("service %s: %w", sc.Name, err)
+		}
+		sb := serviceBuild{sc: sc}
 		if sc.HealthCheck.Enabled {
 			ch, err := health.NewChecker(checkSettings(sc.HealthCheck))
 			if err != nil {
-				return status.Reload{}, nil, fmt.Errorf("service %s: building health check: %w", sc.Name, err)
+				return nil, fmt.Errorf("service %s: building health check: %w", sc.Name, err)
 			}
-			checkers[sc.Name] = ch
+			sb.checker = ch
 		}
+		var old *serviceConfig
+		if s := r.services[sc.Name]; s != nil {
+			old = s.cfg.Load()
+		}
+		sb.cfg = r.serviceConfig(sc, old, cfg.Log.AccessLog)
+		builds = append(builds, sb)
 	}
+	return builds, nil
+}
+
+// newService returns a service with no settings and no backends yet.
+func (r *Runtime) newService(name string) *service {
+	s := &service{r: r, name: name, backends: map[string]*backend{}}
+	s.acceptLog.interval = logInterval
+	s.dialLog.interval = logInterval
+	s.attemptLog.interval = logInterval
+	return s
+}
+
+// configure installs what buildServices built for s (under r.mu). The
+// active checker is replaced only when the check settings changed, so
+// unchanged checks keep running undisturbed.
+func (s *service) configure(sb *serviceBuild) {
+	s.cfg.Store(sb.cfg)
+	if s.checkCfg == nil || !reflect.DeepEqual(*s.checkCfg, sb.sc.HealthCheck) {
+		hc := sb.sc.HealthCheck
+		s.checkCfg, s.checker = &hc, sb.checker
+	}
+}
+
+// listenerPlan is where the services of an apply get a new listener from.
+type listenerPlan struct {
+	opened    map[string]*net.TCPListener // by service name
+	handoff   map[string]*acceptor        // by service name: another service's
+	handedOff map[*acceptor]bool          // acceptors whose listener moves
+}
+
+// openListeners opens a listener for every service of cfg that is new or
+// listens elsewhere; a service whose address is unchanged keeps its own. It
+// changes no running state: if one cannot be opened, those it opened are
+// closed and the error names the service and the address.
+func (r *Runtime) openListeners(cfg *config.Config) (*listenerPlan, error) {
 	// A fixed address that another service gives up (removed, or moved
 	// elsewhere) is handed over with its listener instead of re-opened.
 	byAddr := map[string]*acceptor{}
@@ -74,136 +191,70 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 			byAddr[s.listenAddr] = a
 		}
 	}
-	handoff := map[string]*acceptor{}
-	handedOff := map[*acceptor]bool{}
-	listeners := map[string]*net.TCPListener{}
+	p := &listenerPlan{
+		opened:    map[string]*net.TCPListener{},
+		handoff:   map[string]*acceptor{},
+		handedOff: map[*acceptor]bool{},
+	}
 	for _, sc := range cfg.Services {
 		if old := r.services[sc.Name]; old != nil && old.listenAddr == sc.Listen {
 			continue
 		}
 		if a := byAddr[sc.Listen]; a != nil {
-			handoff[sc.Name] = a
-			handedOff[a] = true
+			p.handoff[sc.Name] = a
+			p.handedOff[a] = true
 			continue
 		}
 		ln, err := listen(sc.Listen)
 		if err != nil {
-			for _, l := range listeners {
+			for _, l := range p.opened {
 				_ = l.Close()
 			}
-			return status.Reload{}, nil, fmt.Errorf("service %s: %w", sc.Name, err)
+			return nil, fmt.Errorf("service %s: %w", sc.Name, err)
 		}
-		listeners[sc.Name] = ln
+		p.opened[sc.Name] = ln
 	}
+	return p, nil
+}
 
-	// From here on nothing fails.
-	var rl status.Reload
-	var ops []monitorOp
-	var closing []*acceptor
-	services := make(map[string]*service, len(cfg.Services))
-	order := make([]*service, 0, len(cfg.Services))
-	for i := range cfg.Services {
-		sc := &cfg.Services[i]
-		s := r.services[sc.Name]
-		if s == nil {
-			s = &service{r: r, name: sc.Name, backends: map[string]*backend{}}
-			s.acceptLog.interval = logInterval
-			s.dialLog.interval = logInterval
-			s.attemptLog.interval = logInterval
-			rl.ServicesAdded = append(rl.ServicesAdded, sc.Name)
-		} else if !sameServiceSettings(&s.cfg.Load().Service, sc) {
-			rl.ServicesChanged = append(rl.ServicesChanged, sc.Name)
-		}
-		old := s.cfg.Load()
-		s.cfg.Store(r.serviceConfig(sc, old, cfg.Log.AccessLog))
-
-		// Active checks: a new checker when the check settings changed.
-		recheck := s.checkCfg == nil || !reflect.DeepEqual(*s.checkCfg, sc.HealthCheck)
-		if recheck {
-			hc := sc.HealthCheck
-			s.checkCfg, s.checker = &hc, checkers[sc.Name]
-		}
-
-		kept := make(map[string]*backend, len(sc.Backends))
-		all := make([]*backend, 0, len(sc.Backends))
-		for _, bc := range sc.Backends {
-			key := backendKey(bc.Name, bc.Address)
-			b := s.backends[key]
-			added := b == nil
-			var prev *backendSettings
-			if added {
-				b = s.newBackend(bc, sc.HealthCheck)
-				b.awaitingCheck.Store(!first && sc.HealthCheck.Enabled)
-				r.restorePending(b)
-				rl.BackendsAdded = append(rl.BackendsAdded, sc.Name+"/"+bc.Name)
-			} else {
-				prev = b.settings
-				if b.fileWeight.Load() != int32(bc.Weight) || b.backup.Load() != bc.Backup || b.maxConns.Load() != int64(bc.MaxConnections) {
-					rl.BackendsChanged = append(rl.BackendsChanged, sc.Name+"/"+bc.Name)
-				}
-			}
-			b.configure(bc, sc, prev)
-			id := sc.Name + "/" + bc.Name
-			switch {
-			case !sc.HealthCheck.Enabled && prev != nil && prev.check != nil:
-				ops = append(ops, monitorOp{remove: id})
-			case sc.HealthCheck.Enabled && (added || recheck || prev.check == nil):
-				ops = append(ops, monitorOp{add: &health.Target{
-					ID:       id,
-					Address:  b.address,
-					Checker:  firstCheck{Checker: s.checker, b: b},
-					Interval: sc.HealthCheck.Interval,
-					Timeout:  sc.HealthCheck.Timeout,
-					Status:   b.status,
-				}})
-			}
-			b.settings = &backendSettings{passive: sc.HealthCheck.Passive, breaker: sc.Resilience.CircuitBreaker}
-			if sc.HealthCheck.Enabled {
-				b.settings.check = s.checkCfg
-			}
-			kept[key] = b
-			all = append(all, b)
-		}
-		for key, b := range s.backends {
-			if kept[key] == nil {
-				rl.BackendsRemoved = append(rl.BackendsRemoved, sc.Name+"/"+b.name)
-				ops = append(ops, s.retireBackend(b, sc.Timeouts.Drain)...)
+// takeListener starts s accepting on the listener p has for it, opened or
+// taken over from another service, and records listen as its address. It
+// returns the acceptor s gives up, to be closed once r.mu is released, or
+// nil (no new listener, or its old one moved to another service).
+func (r *Runtime) takeListener(s *service, listen string, p *listenerPlan) *acceptor {
+	ln := p.opened[s.name]
+	if a := p.handoff[s.name]; a != nil {
+		ln = a.detach()
+		for o, oa := range r.acceptors {
+			if oa == a {
+				delete(r.acceptors, o)
 			}
 		}
-		s.backends = kept
-		set, err := newBackendSet(sc.Algorithm, all, r.rand)
-		if err != nil {
-			// Unreachable: the algorithm was checked above.
-			panic(fmt.Sprintf("l4: service %s: %v", sc.Name, err))
-		}
-		s.set.Store(set)
-		s.pruneRemoved()
-
-		ln := listeners[sc.Name]
-		if a := handoff[sc.Name]; a != nil {
-			ln = a.detach()
-			for o, oa := range r.acceptors {
-				if oa == a {
-					delete(r.acceptors, o)
-				}
-			}
-		}
-		if ln != nil {
-			if a := r.acceptors[s]; a != nil && !handedOff[a] {
-				closing = append(closing, a)
-			}
-			r.acceptors[s] = s.startAcceptor(ln)
-			s.listenAddr = sc.Listen
-			s.boundAddr.Store(new(ln.Addr().String()))
-		}
-		services[sc.Name] = s
-		order = append(order, s)
 	}
+	if ln == nil {
+		return nil
+	}
+	var old *acceptor
+	if a := r.acceptors[s]; a != nil && !p.handedOff[a] {
+		old = a
+	}
+	r.acceptors[s] = s.startAcceptor(ln)
+	s.listenAddr = listen
+	s.boundAddr.Store(new(ln.Addr().String()))
+	return old
+}
+
+// retireServices retires the services of r that keep does not hold (under
+// r.mu): they stop accepting (their acceptors, unless handed over, are
+// returned to be closed once r.mu is released) and their backends are
+// retired, while established connections finish; then pruneRetired forgets
+// them. It returns their names and the active checks to remove.
+func (r *Runtime) retireServices(keep map[string]*service, handedOff map[*acceptor]bool) (names []string, closing []*acceptor, ops []monitorOp) {
 	for name, s := range r.services {
-		if services[name] != nil {
+		if keep[name] != nil {
 			continue
 		}
-		rl.ServicesRemoved = append(rl.ServicesRemoved, name)
+		names = append(names, name)
 		if a := r.acceptors[s]; a != nil {
 			if !handedOff[a] {
 				closing = append(closing, a)
@@ -217,29 +268,23 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 		s.backends = map[string]*backend{}
 		r.retired = append(r.retired, s)
 	}
-	r.services, r.order = services, order
-	r.pruneRetired()
-	r.started = true
-	r.pending = nil
-	rl.Summary = summarize(rl, first)
+	return names, closing, ops
+}
 
-	after := func() {
-		for _, a := range closing {
-			a.close()
+// applyMonitorOps makes the changes to active checks, outside r.mu. Removals
+// go first: a backend replaced by one of the same name at another address
+// has the same target ID, and its new check must survive.
+func (r *Runtime) applyMonitorOps(ops []monitorOp) {
+	for _, op := range ops {
+		if op.remove != "" {
+			r.monitor.Remove(op.remove)
 		}
-		for _, op := range ops {
-			if op.remove != "" {
-				r.monitor.Remove(op.remove)
-			}
-		}
-		for _, op := range ops {
-			if op.add != nil {
-				r.monitor.Add(*op.add)
-			}
-		}
-		r.log.Info().Str("summary", rl.Summary).Msg("configuration applied")
 	}
-	return rl, after, nil
+	for _, op := range ops {
+		if op.add != nil {
+			r.monitor.Add(*op.add)
+		}
+	}
 }
 
 // logInterval is how often a rate-limited log line may repeat.
@@ -291,39 +336,6 @@ func sameServiceSettings(a, b *config.Service) bool {
 func fixedPort(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	return err == nil && port != "0" && port != ""
-}
-
-func backendKey(name, address string) string { return name + "\x00" + address }
-
-// retireBackend takes b out of rotation for good: it takes no new
-// connection, its established ones end by themselves or after drain.
-func (s *service) retireBackend(b *backend, drain time.Duration) []monitorOp {
-	b.removed.Store(true)
-	if b.unsubscribe != nil {
-		b.unsubscribe()
-	}
-	b.stopTimers()
-	var ops []monitorOp
-	if b.settings != nil && b.settings.check != nil {
-		ops = append(ops, monitorOp{remove: s.name + "/" + b.name})
-	}
-	if b.active.Load() > 0 {
-		b.startDrainTimer(drain)
-		s.removed = append(s.removed, b)
-	}
-	return ops
-}
-
-// pruneRemoved forgets removed backends whose connections all ended.
-func (s *service) pruneRemoved() {
-	kept := s.removed[:0]
-	for _, b := range s.removed {
-		if b.active.Load() > 0 {
-			kept = append(kept, b)
-		}
-	}
-	clear(s.removed[len(kept):])
-	s.removed = kept
 }
 
 // pruneRetired forgets removed services whose connections all ended.
