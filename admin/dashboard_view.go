@@ -24,8 +24,10 @@ type pageView struct {
 	Overview overviewView
 }
 
-// overviewView is what the poll refreshes: every service.
+// overviewView is what the poll refreshes: every service, and the fleet
+// (nil outside a fleet).
 type overviewView struct {
+	Fleet    *fleetPanel
 	Updated  string
 	Services []serviceView
 	Backends int
@@ -76,6 +78,8 @@ type backendView struct {
 	SinceTitle string
 	Spark      template.HTML
 	Draining   bool
+	Fleet      *backendFleetView // nil outside a fleet or when nothing to say
+	Diverged   bool
 	Eligible   bool
 	Filter     string
 	Open       bool
@@ -100,7 +104,7 @@ type eventView struct {
 
 func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewView {
 	now := s.now()
-	ov := overviewView{Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
+	ov := overviewView{Fleet: s.fleetPanel(now), Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
 	var p points
 	for i := range svcs {
 		sv := &svcs[i]
@@ -177,6 +181,8 @@ func (s *Server) backendView(svc string, b *status.Backend, open map[string]bool
 		BytesIn:  humanBytes(b.BytesIn),
 		BytesOut: humanBytes(b.BytesOut),
 		Draining: b.State == "draining",
+		Fleet:    backendFleet(b),
+		Diverged: b.Diverged != nil && *b.Diverged,
 		Eligible: b.Eligible,
 		Open:     open[key],
 	}
@@ -220,6 +226,9 @@ func (s *Server) backendView(svc string, b *status.Backend, open map[string]bool
 	s.history.backend(svc, b.Name, p)
 	v.Spark = sparkline(p, s.every)
 	v.Filter = strings.ToLower(strings.Join([]string{svc, b.Name, b.Address, v.Badge, b.State, v.Circuit, b.Reason}, " "))
+	if ff := fleetFilter(b); ff != "" {
+		v.Filter += " " + ff
+	}
 	if v.Open {
 		v.Events = make([]eventView, 0, len(b.Events))
 		for _, e := range b.Events {

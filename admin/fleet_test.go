@@ -28,7 +28,7 @@ func testFleet(now time.Time) *status.Fleet {
 		Name: "prod", Self: "lb-a", Connected: true, Revision: 45, OperatorRevision: 42,
 		LastSync: now.Add(-3 * time.Second), InvalidKeys: 2,
 		Instances: []status.Instance{
-			{ID: "lb-a", Admin: "http://127.0.0.1:9090", Version: "1.4.0", ConfigDigest: digestA, AppliedRevision: 42,
+			{ID: "lb-a", Admin: "http://127.0.0.1:9090", Version: "1.4.0", ConfigDigest: digestA, AppliedRevision: 45,
 				Started: now.Add(-2 * time.Hour), LastSeen: now.Add(-time.Second), Self: true,
 				Backends: []status.InstanceBackend{{Service: "web", Backend: "c", State: "draining", ActiveConnections: 1}}},
 			{ID: "lb-b", Admin: "http://127.0.0.2:9090", Version: "1.4.0", ConfigDigest: digestA, AppliedRevision: 46,

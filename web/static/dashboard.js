@@ -4,7 +4,9 @@
 // - polling pauses while a weight is being edited, a row action is in flight,
 //   or the tab is hidden, and a poll that started before an action is not
 //   swapped in (it would show the state from before the action);
-// - errors and confirmations show as toasts.
+// - errors and confirmations show as toasts; a drain, undrain or weight change
+//   that the fleet store could not take (503) can be repeated for this
+//   instance only (scope=local) from its toast.
 // No eval, no inline script: the page's Content-Security-Policy forbids both.
 (function () {
   'use strict';
@@ -43,15 +45,52 @@
     window.history.replaceState(null, '', url);
   }
 
-  function toast(text, kind) {
+  // toast shows text; action, if given, is a button {label, title, run} in it.
+  function toast(text, kind, action) {
     const box = $('#toasts');
     if (!box || !text) return;
     const t = document.createElement('div');
     t.className = 'toast ' + (kind || 'info');
     t.setAttribute('role', kind === 'error' ? 'alert' : 'status');
     t.textContent = text;
+    if (action) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'toast-action';
+      b.textContent = action.label;
+      b.title = action.title;
+      b.addEventListener('click', () => { t.remove(); action.run(); });
+      t.appendChild(b);
+    }
     box.appendChild(t);
-    setTimeout(() => t.remove(), kind === 'error' ? 8000 : 4000);
+    setTimeout(() => t.remove(), action ? 30000 : kind === 'error' ? 8000 : 4000);
+  }
+
+  // The row actions that take ?scope= (the path as the row's hx-post has it).
+  const scopedAction = /^\/ui\/services\/[^/?]+\/backends\/[^/?]+\/(drain|undrain|weight)$/;
+
+  // localRetry returns the toast button that repeats a row action refused
+  // with 503 (the fleet store is unreachable) with scope=local, or null.
+  function localRetry(detail) {
+    if (!detail.xhr || detail.xhr.status !== 503) return null;
+    const cfg = detail.requestConfig || {};
+    const path = (detail.pathInfo && detail.pathInfo.requestPath) || cfg.path || '';
+    if (!scopedAction.test(path)) return null; // not a row action, or already scoped
+    const elt = detail.elt;
+    const row = elt && elt.closest ? elt.closest('tbody.backend') : null;
+    const key = row ? row.dataset.key : '';
+    const values = {};
+    if (cfg.formData && cfg.formData.has('weight')) values.weight = cfg.formData.get('weight');
+    return {
+      label: 'apply here only',
+      title: 'repeat the change on this instance alone (scope=local); the next fleet-wide change to the backend replaces it',
+      run: () => {
+        // The row may have been refreshed since: act on the current one.
+        const current = key ? document.querySelector('tbody.backend[data-key="' + CSS.escape(key) + '"]') : null;
+        const ctx = current ? { source: current, target: current, swap: 'outerHTML', values: values } : { swap: 'none', values: values };
+        htmx.ajax('POST', path + '?scope=local', ctx);
+      },
+    };
   }
 
   function errorText(xhr) {
@@ -149,7 +188,7 @@
   document.addEventListener('htmx:afterSwap', () => applyFilter());
 
   document.addEventListener('htmx:responseError', (e) => {
-    toast(errorText(e.detail.xhr), 'error');
+    toast(errorText(e.detail.xhr), 'error', localRetry(e.detail));
   });
 
   document.addEventListener('htmx:sendError', (e) => {
