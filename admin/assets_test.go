@@ -34,7 +34,7 @@ func TestTemplatesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"page", "overview", "service", "backend", "reload"} {
+	for _, name := range []string{"page", "overview", "service", "backend", "reload", "fleet", "fleet-banner"} {
 		if tmpl.Lookup(name) == nil {
 			t.Errorf("template %q missing", name)
 		}

@@ -8,6 +8,12 @@
 // from a small ring buffer that a sampler goroutine fills every
 // Options.SampleEvery. Nothing here runs per proxied connection.
 //
+// In a fleet (SPEC §6) the controller is also a FleetController: the server
+// then serves GET /api/v1/fleet, routes ?scope=local changes to its *Local
+// methods, answers 503 for errors wrapping status.ErrUnavailable, exports the
+// balance_fleet_* metrics and shows the fleet on the dashboard. Outside a
+// fleet none of that appears.
+//
 // Every route but /healthz is behind the token when one is set (Bearer, or HTTP
 // Basic with the token as password so a browser prompts), state-changing
 // requests from another site are refused (Sec-Fetch-Site / Origin), bodies are
