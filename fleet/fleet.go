@@ -81,6 +81,7 @@ type Fleet struct {
 	invalidSeen map[string]int64 // key -> mod revision already counted as invalid
 
 	invalid   atomic.Int64
+	refreshes atomic.Int64 // lease refreshes and grants, for the tests
 	publishCh chan struct{}
 }
 
@@ -610,6 +611,7 @@ func (f *Fleet) publisher() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var lastPut time.Time
+	synced := f.synced // register as soon as the first read is done
 	for {
 		force := false
 		select {
@@ -618,8 +620,8 @@ func (f *Fleet) publisher() {
 		case <-t.C:
 		case <-f.publishCh:
 			force = true
-		case <-f.synced:
-			force = lastPut.IsZero()
+		case <-synced:
+			synced, force = nil, true
 		}
 		cli := f.client()
 		if cli == nil {
@@ -628,6 +630,7 @@ func (f *Fleet) publisher() {
 		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 		var err error
 		lease, err = f.keepLease(ctx, cli, lease)
+		f.refreshes.Add(1)
 		if err == nil && (force || time.Since(lastPut) >= f.cfg.PublishInterval-tick/10) {
 			if err = f.put(ctx, cli, lease); err == nil {
 				lastPut = time.Now()

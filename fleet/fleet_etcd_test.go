@@ -111,6 +111,13 @@ func TestFleetOnRealEtcd(t *testing.T) {
 		t.Fatalf("view = %+v", v)
 	}
 
+	// The registry is refreshed on its ticks (200 ms here), not in a loop.
+	before := f1.refreshes.Load()
+	time.Sleep(time.Second)
+	if n := f1.refreshes.Load() - before; n > 10 {
+		t.Fatalf("%d lease refreshes in 1 s with a 200 ms interval", n)
+	}
+
 	// An invalid value is counted and changes nothing.
 	cli := c.Client(t)
 	if _, err := cli.Put(context.Background(), OperatorKey("unit", k), `{"drain": 1}`); err != nil {
