@@ -26,6 +26,7 @@ const modulePath = "github.com/balancel4/balance-l4"
 var binary struct {
 	sync.Mutex
 	path string
+	err  error // a failed build is not tried again
 }
 
 // Binary returns the path of an etcd server built from tools/etcd, or of
@@ -37,15 +38,13 @@ func Binary(tb testing.TB) string {
 	tb.Helper()
 	binary.Lock()
 	defer binary.Unlock()
-	if binary.path != "" {
-		return binary.path
+	if binary.path == "" && binary.err == nil {
+		binary.path, binary.err = findOrBuild(tb)
 	}
-	path, err := findOrBuild(tb)
-	if err != nil {
-		tb.Fatal(err)
+	if binary.err != nil {
+		tb.Fatal(binary.err)
 	}
-	binary.path = path
-	return path
+	return binary.path
 }
 
 func findOrBuild(tb testing.TB) (string, error) {

@@ -18,6 +18,9 @@
 // errors only, to a file whose end a failure prints, skip fsync (a killed
 // process loses no written data; only a machine crash would), and are
 // stopped when the test ends. They die with the test process (Pdeathsig).
+// Their ports lie below the kernel's ephemeral range, so no outgoing
+// connection takes one while its member is down. Peers talk plain HTTP
+// even with Options.TLS, which is for clients.
 package etcdtest
 
 import (
@@ -49,12 +52,14 @@ import (
 const (
 	RootUser        = "root"
 	RootPassword    = "root-secret"
-	BalanceUser     = "balance"          // may read and write BalancePrefix only
-	BalancePassword = "balance-secret"   // BalanceUser's password
-	BalancePrefix   = "/balance-l4/"     // the keys BalanceUser may use
-	balanceRole     = BalanceUser        // BalanceUser's role
-	healthKey       = "/etcdtest/health" // what health checks read
+	BalanceUser     = "balance"        // may read and write BalancePrefix only
+	BalancePassword = "balance-secret" // BalanceUser's password
+	BalancePrefix   = "/balance-l4/"   // the keys BalanceUser may use
+	balanceRole     = BalanceUser      // BalanceUser's role
 )
+
+// healthKey is what health checks read.
+const healthKey = "/etcdtest/health"
 
 // Bounds on waiting for etcd.
 const (
