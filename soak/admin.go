@@ -27,7 +27,28 @@ type AdminStats struct {
 	Hangs      int64 // no answer within adminTimeout
 	NoResponse int64 // connection closed or reset before an answer (e.g. a 10 MiB body cut short after the 413)
 	Unexpected int64 // answered, but not with a status SPEC allows for that request
-	ByStatus   map[int]int64
+	// FleetRefused counts fleet-wide changes (drain, undrain, weight)
+	// answered 503 "fleet store unreachable" while an etcd fault was under
+	// way or being recovered from: SPEC §6 asks for exactly that, so they are
+	// not in Status5xx. Outside a fault such a 503 is a 5xx like any other.
+	FleetRefused int64
+	ByStatus     map[int]int64
+}
+
+// add sums o into s.
+func (s *AdminStats) add(o AdminStats) {
+	s.Requests += o.Requests
+	s.Status5xx += o.Status5xx
+	s.Hangs += o.Hangs
+	s.NoResponse += o.NoResponse
+	s.Unexpected += o.Unexpected
+	s.FleetRefused += o.FleetRefused
+	if s.ByStatus == nil {
+		s.ByStatus = make(map[int]int64)
+	}
+	for k, v := range o.ByStatus {
+		s.ByStatus[k] += v
+	}
 }
 
 // AdminClient talks to balance-l4's admin API with the token and counts
@@ -38,6 +59,9 @@ type AdminClient struct {
 	Token string
 
 	http *http.Client
+	// duringEtcdFault, in a fleet soak, says whether an etcd fault was under
+	// way (or being recovered from) at some time in [from, to].
+	duringEtcdFault func(from, to time.Time) bool
 
 	mu       sync.Mutex
 	stats    AdminStats
@@ -64,6 +88,18 @@ type Request struct {
 	Body   []byte
 	Header map[string]string // extra headers; "Authorization": "" removes the token
 	Want   []int             // allowed statuses; empty = any below 500
+	// FleetWrite marks a fleet-wide change (drain, undrain, weight): a 503
+	// "fleet store unreachable" during an etcd fault is its expected answer.
+	FleetWrite bool
+}
+
+// fleetUnreachable is how SPEC §6's 503 error begins.
+const fleetUnreachable = "fleet store unreachable"
+
+// IsFleetRefusal reports whether an answer is SPEC §6's refusal of a
+// fleet-wide change while etcd cannot be reached.
+func IsFleetRefusal(code int, body []byte) bool {
+	return code == http.StatusServiceUnavailable && bytes.Contains(body, []byte(fleetUnreachable))
 }
 
 // Do sends r and returns the status and body; status 0 means no answer.
@@ -91,6 +127,7 @@ func (c *AdminClient) Do(r Request) (int, []byte, error) {
 			req.Header.Set(k, v)
 		}
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
 	var data []byte
 	if err == nil {
@@ -111,7 +148,9 @@ func (c *AdminClient) Do(r Request) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("admin %s: %w", what, err)
 	}
 	c.stats.ByStatus[resp.StatusCode]++
-	if resp.StatusCode >= 500 {
+	if r.FleetWrite && IsFleetRefusal(resp.StatusCode, data) && c.duringEtcdFault != nil && c.duringEtcdFault(sent, time.Now()) {
+		c.stats.FleetRefused++
+	} else if resp.StatusCode >= 500 {
 		c.stats.Status5xx++
 		c.problem("admin %s answered %d: %s", what, resp.StatusCode, shorten(string(data), 200))
 	} else if len(r.Want) > 0 && !slices.Contains(r.Want, resp.StatusCode) {

@@ -19,6 +19,7 @@ type apiBackend struct {
 	Name                string     `json:"name"`
 	Address             string     `json:"address"`
 	Weight              int        `json:"weight"`
+	ConfiguredWeight    int        `json:"configured_weight"`
 	State               string     `json:"state"`
 	Health              string     `json:"health"`
 	Circuit             string     `json:"circuit"`
@@ -29,6 +30,19 @@ type apiBackend struct {
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 	Reason              string     `json:"reason"`
 	Events              []apiEvent `json:"events"`
+	Diverged            *bool      `json:"diverged"` // in a fleet: changed with scope=local
+}
+
+// apiFleet is GET /api/v1/fleet (SPEC §6).
+type apiFleet struct {
+	Name      string `json:"name"`
+	Connected bool   `json:"connected"`
+	Revision  int64  `json:"revision"`
+	LastError string `json:"last_error"`
+	Instances []struct {
+		ID              string `json:"id"`
+		AppliedRevision int64  `json:"applied_revision"`
+	} `json:"instances"`
 }
 
 type apiEvent struct {

@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,25 +13,41 @@ import (
 // chaos injects faults and operator actions while clients run. Backend 0 is
 // the anchor: it is never killed, stalled, drained, weighed to 0 or removed,
 // so a healthy backend is always available and a refused client is the
-// proxy's fault. Every other backend gets everything.
+// proxy's fault. Every other backend gets everything. In a fleet every admin
+// action and reload goes to an instance chosen at random; drains, undrains
+// and weights are fleet-wide, so what one instance was told all must obey.
 type chaos struct {
-	rng        *rand.Rand
-	proc       *Process
-	admin      *AdminClient
-	backends   []*EchoBackend
-	faults     *FaultLog
-	configPath string
-	spec       configSpec // the original configuration
-	logf       func(format string, args ...any)
+	rng      *rand.Rand
+	insts    []*instance
+	backends []*EchoBackend
+	faults   *FaultLog
+	logf     func(format string, args ...any)
 
 	counts      map[string]int
 	reloadsGood int
 	reloadsBad  int
 	restartAt   map[int]time.Time // killed backends and when to restart them
 	unstallAt   map[int]time.Time // the stalled backend and when to release it
-	drained     map[int]bool
-	err         error // a harness failure (a backend that cannot listen again)
+	drained     map[int]bool      // drained, or maybe drained (a fleet write whose outcome is unknown)
+	refused     map[string]int    // fleet-wide changes answered 503 "fleet store unreachable", by verb
+	err         error             // a harness failure (a backend that cannot listen again)
 }
+
+// fleet reports whether the chaos acts on a fleet of instances.
+func (c *chaos) fleet() bool { return len(c.insts) > 1 }
+
+// pick chooses the instance an action goes through. Alone, it draws nothing
+// from rng, so a seed replays the same chaos as before fleets existed.
+func (c *chaos) pick() *instance {
+	if len(c.insts) == 1 {
+		return c.insts[0]
+	}
+	return c.insts[c.rng.IntN(len(c.insts))]
+}
+
+// spec is the original configuration's backends and service, the same on
+// every instance.
+func (c *chaos) spec() configSpec { return c.insts[0].spec }
 
 // action is one thing the chaos loop can do; weight is its relative chance.
 type action struct {
@@ -61,6 +78,7 @@ func (c *chaos) run(stop <-chan struct{}) {
 	c.restartAt = make(map[int]time.Time)
 	c.unstallAt = make(map[int]time.Time)
 	c.drained = make(map[int]bool)
+	c.refused = make(map[string]int)
 	first := c.rng.Perm(len(actions))
 	total := 0
 	for _, a := range actions {
@@ -168,7 +186,7 @@ func (c *chaos) stall() bool {
 }
 
 func (c *chaos) backendPath(i int) string {
-	return "/api/v1/services/" + serviceName + "/backends/" + c.spec.Backends[i].Name
+	return "/api/v1/services/" + serviceName + "/backends/" + c.spec().Backends[i].Name
 }
 
 // okOrGone are the statuses of an action on a chaos backend, which a reload
@@ -183,16 +201,29 @@ func (c *chaos) drainToggle() bool {
 	} else if len(c.drained) >= 2 {
 		return false
 	}
-	code, _, err := c.admin.Do(Request{Method: http.MethodPost, Path: c.backendPath(i) + "/" + verb, Want: okOrGone})
+	in := c.pick()
+	code, body, err := in.admin.Do(Request{Method: http.MethodPost, Path: c.backendPath(i) + "/" + verb, Want: okOrGone, FleetWrite: c.fleet()})
 	if err != nil {
 		return true
 	}
-	if verb == "drain" && code == http.StatusOK {
+	switch {
+	case c.fleet() && IsFleetRefusal(code, body):
+		// Refused while etcd is away. "nothing was changed" is certain;
+		// otherwise the outcome is unknown, and a drain counts as done (a
+		// later toggle undoes it) while an undrain keeps it marked drained.
+		c.refused[verb]++
+		if verb == "drain" && !bytes.Contains(body, []byte("nothing was changed")) {
+			c.drained[i] = true
+		}
+	case verb == "drain" && code == http.StatusOK:
 		c.drained[i] = true
-	} else {
+	case verb == "undrain" && code == http.StatusNotFound && c.fleet():
+		// This instance's file lacks the backend; in etcd, and on the
+		// other instances, it is still drained.
+	default:
 		delete(c.drained, i)
 	}
-	c.logf("%s backend %d: %d", verb, i, code)
+	c.logf("%s backend %d via %s: %d %s", verb, i, in.name(), code, shorten(string(body), 80))
 	return true
 }
 
@@ -202,10 +233,16 @@ func (c *chaos) disconnect() bool {
 	if i == 0 {
 		want = []int{http.StatusOK}
 	}
-	f := c.faults.Begin(i, FaultDisconnected, time.Now())
-	code, body, _ := c.admin.Do(Request{Method: http.MethodPost, Path: c.backendPath(i) + "/disconnect", Want: want})
+	in := c.pick()
+	// Alone, the fault concerns every connection, as it always did.
+	on := allInstances
+	if c.fleet() {
+		on = in.index
+	}
+	f := c.faults.BeginOn(on, i, FaultDisconnected, time.Now())
+	code, body, _ := in.admin.Do(Request{Method: http.MethodPost, Path: c.backendPath(i) + "/disconnect", Want: want})
 	c.faults.End(f, time.Now())
-	c.logf("disconnect backend %d: %d %s", i, code, shorten(string(body), 40))
+	c.logf("disconnect backend %d via %s: %d %s", i, in.name(), code, shorten(string(body), 40))
 	return true
 }
 
@@ -215,23 +252,27 @@ func (c *chaos) weight() bool {
 	if i == 0 {
 		w, want = 1+c.rng.IntN(256), []int{http.StatusOK}
 	}
-	code, _, _ := c.admin.Do(Request{Method: http.MethodPut, Path: c.backendPath(i) + "/weight",
-		Body: []byte(`{"weight": ` + strconv.Itoa(w) + `}`), Want: want})
-	c.logf("weight of backend %d to %d: %d", i, w, code)
+	in := c.pick()
+	code, body, _ := in.admin.Do(Request{Method: http.MethodPut, Path: c.backendPath(i) + "/weight",
+		Body: []byte(`{"weight": ` + strconv.Itoa(w) + `}`), Want: want, FleetWrite: c.fleet()})
+	if c.fleet() && IsFleetRefusal(code, body) {
+		c.refused["weight"]++
+	}
+	c.logf("weight of backend %d to %d via %s: %d %s", i, w, in.name(), code, shorten(string(body), 80))
 	return true
 }
 
-// variant is a valid configuration unlike the original: another algorithm,
-// other weights, and sometimes one chaos backend removed.
-func (c *chaos) variant() configSpec {
-	v := c.spec
+// variant is a valid configuration unlike the original spec: another
+// algorithm, other weights, and sometimes one chaos backend removed.
+func (c *chaos) variant(spec configSpec) configSpec {
+	v := spec
 	v.Algorithm = []string{"round_robin", "least_connections", "random_two"}[c.rng.IntN(3)]
 	v.Backends = nil
 	drop := -1
 	if c.rng.IntN(3) == 0 {
-		drop = 1 + c.rng.IntN(len(c.spec.Backends)-1)
+		drop = 1 + c.rng.IntN(len(spec.Backends)-1)
 	}
-	for i, b := range c.spec.Backends {
+	for i, b := range spec.Backends {
 		if i == drop {
 			continue
 		}
@@ -242,54 +283,62 @@ func (c *chaos) variant() configSpec {
 }
 
 func (c *chaos) reload(bySignal, good bool) bool {
+	in := c.pick()
 	var content, what string
 	if good {
-		v := c.variant()
+		v := c.variant(in.spec)
 		content = v.TOML()
 		what = fmt.Sprintf("good (%s, %d backends)", v.Algorithm, len(v.Backends))
 		c.reloadsGood++
 	} else {
-		bad := c.spec.badConfigs()
+		bad := in.spec.badConfigs()
 		k := c.rng.IntN(len(bad))
 		content = bad[k]
 		what = fmt.Sprintf("bad #%d", k)
 		c.reloadsBad++
 	}
-	if err := writeAtomically(c.configPath, content); err != nil {
+	if err := writeAtomically(in.path, content); err != nil {
 		c.err = err
 		return false
 	}
 	if bySignal {
-		if err := c.proc.Signal(syscall.SIGHUP); err != nil && c.err == nil {
+		if err := in.proc.Signal(syscall.SIGHUP); err != nil && c.err == nil {
 			c.err = err
 		}
-		c.logf("SIGHUP with a %s file", what)
+		c.logf("SIGHUP to %s with a %s file", in.name(), what)
 		return true
 	}
 	want := http.StatusOK
 	if !good {
 		want = http.StatusBadRequest
 	}
-	code, body, _ := c.admin.Do(Request{Method: http.MethodPost, Path: "/api/v1/reload", Want: []int{want}})
-	c.logf("POST reload with a %s file: %d %s", what, code, shorten(string(body), 60))
+	code, body, _ := in.admin.Do(Request{Method: http.MethodPost, Path: "/api/v1/reload", Want: []int{want}})
+	c.logf("POST reload to %s with a %s file: %d %s", in.name(), what, code, shorten(string(body), 60))
 	return true
 }
 
 func (c *chaos) hostile() bool {
-	reqs := hostileRequests(serviceName, c.spec.Backends[c.rng.IntN(len(c.spec.Backends))].Name)
+	spec := c.spec()
+	reqs := hostileRequests(serviceName, spec.Backends[c.rng.IntN(len(spec.Backends))].Name)
+	in := c.pick()
 	for range 1 + c.rng.IntN(3) {
 		r := reqs[c.rng.IntN(len(reqs))]
-		code, _, err := c.admin.Do(r)
-		c.logf("hostile %s %s: %d %v", r.Method, shorten(r.Path, 60), code, errOrNil(err))
+		code, _, err := in.admin.Do(r)
+		c.logf("hostile %s %s to %s: %d %v", r.Method, shorten(r.Path, 60), in.name(), code, errOrNil(err))
 	}
 	return true
 }
 
 func (c *chaos) read() bool {
 	paths := []string{"/api/v1/services", "/api/v1/services/" + serviceName, c.backendPath(0), "/metrics", "/"}
+	if c.fleet() {
+		// Reads answer 200 from local state whether etcd answers or not.
+		paths = append(paths, "/api/v1/fleet")
+	}
 	p := paths[c.rng.IntN(len(paths))]
-	code, _, _ := c.admin.Do(Request{Method: http.MethodGet, Path: p, Want: []int{http.StatusOK}})
-	c.logf("GET %s: %d", p, code)
+	in := c.pick()
+	code, _, _ := in.admin.Do(Request{Method: http.MethodGet, Path: p, Want: []int{http.StatusOK}})
+	c.logf("GET %s from %s: %d", p, in.name(), code)
 	return true
 }
 

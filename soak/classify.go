@@ -24,7 +24,9 @@ type outcome struct {
 //   - broken by an injected fault: the backend it landed on marked it (reset
 //     by a kill, held by a stall), or a fault on that backend (a disconnect, a
 //     kill) ended after the connection was opened and began at most faultGrace
-//     before it broke; a connection that never reached a backend's handler
+//     before it broke (in a fleet a disconnect counts only for connections
+//     through the instance that answered it, as it acts on that instance's
+//     connections alone); a connection that never reached a backend's handler
 //     (the header was still in flight, or in a killed backend's accept queue)
 //     counts here when a fault on any backend fits the same window;
 //   - timeout: no progress for progressTimeout and no fault to blame;
@@ -41,8 +43,8 @@ func classify(a attempt, reg *Registry, faults *FaultLog) (outcome, string) {
 	if landed {
 		where = fmt.Sprintf("on backend %d since %s", l.Backend, l.At.Format("15:04:05.000"))
 	}
-	detail := fmt.Sprintf("client %d (%s) started %s, broke %s, %s, %d bytes echoed: %v; %s",
-		a.id, kindOfClient(a), a.started.Format("15:04:05.000"), a.broke.Format("15:04:05.000"), where, a.echoed, a.err,
+	detail := fmt.Sprintf("client %d (%s, instance %d) started %s, broke %s, %s, %d bytes echoed: %v; %s",
+		a.id, kindOfClient(a), a.instance, a.started.Format("15:04:05.000"), a.broke.Format("15:04:05.000"), where, a.echoed, a.err,
 		faults.Near(a.started, a.broke))
 	switch {
 	case a.corrupted:
@@ -50,11 +52,11 @@ func classify(a attempt, reg *Registry, faults *FaultLog) (outcome, string) {
 	case landed && l.Fault != "":
 		return outcome{kind: outcomeFault, fault: l.Fault}, detail
 	case landed:
-		if k, ok := faults.Blame(l.Backend, a.started, a.broke); ok {
+		if k, ok := faults.Blame(a.instance, l.Backend, a.started, a.broke); ok {
 			return outcome{kind: outcomeFault, fault: k}, detail
 		}
 	default:
-		if k, ok := faults.Blame(-1, a.started, a.broke); ok {
+		if k, ok := faults.Blame(a.instance, -1, a.started, a.broke); ok {
 			return outcome{kind: outcomeFault, fault: k}, detail
 		}
 	}

@@ -18,12 +18,16 @@ func TestClassify(t *testing.T) {
 	// Backend 1 is disconnected at 1000-1010 ms, backend 2 killed at 5000 ms.
 	faults.End(faults.Begin(1, FaultDisconnected, at(1000)), at(1010))
 	faults.End(faults.Begin(2, FaultKilled, at(5000)), at(5001))
+	// In a fleet: backend 3 is disconnected through instance 1 at 2000-2010 ms.
+	faults.End(faults.BeginOn(1, 3, FaultDisconnected, at(2000)), at(2010))
 	reg.land(10, Landing{Backend: 1, At: at(900)})
 	reg.land(11, Landing{Backend: 0, At: at(900)})
 	reg.land(12, Landing{Backend: 3, At: at(100), Fault: FaultStalled})
 	reg.land(13, Landing{Backend: 1, At: at(1500)})
 	reg.land(14, Landing{Backend: 0, At: at(100)})
 	reg.land(15, Landing{Backend: 1, At: at(900)})
+	reg.land(16, Landing{Backend: 3, At: at(1900)})
+	reg.land(17, Landing{Backend: 3, At: at(1900)})
 
 	broken := errors.New("connection reset by peer")
 	timeout := os.ErrDeadlineExceeded
@@ -43,6 +47,10 @@ func TestClassify(t *testing.T) {
 		{"never landed, kill under way", attempt{id: 20, started: at(4990)}.failAt(broken, at(5003)), outcome{kind: outcomeFault, fault: FaultKilled}},
 		{"never landed, no fault", attempt{id: 21, started: at(3000)}.failAt(broken, at(3010)), outcome{kind: outcomeRefused}},
 		{"never landed, timed out", attempt{id: 22, started: at(3000)}.failAt(timeout, at(11000)), outcome{kind: outcomeTimeout}},
+		{"disconnected through its instance", attempt{id: 16, instance: 1, started: at(1800)}.failAt(broken, at(2005)), outcome{kind: outcomeFault, fault: FaultDisconnected}},
+		{"a disconnect through another instance", attempt{id: 17, instance: 2, started: at(1800)}.failAt(broken, at(2005)), outcome{kind: outcomeBrokenOtherwise}},
+		{"a kill reaches every instance", attempt{id: 23, instance: 2, started: at(4990)}.failAt(broken, at(5003)), outcome{kind: outcomeFault, fault: FaultKilled}},
+		{"never landed, a disconnect through another instance", attempt{id: 24, instance: 0, started: at(1990)}.failAt(broken, at(2003)), outcome{kind: outcomeRefused}},
 	}
 	for _, c := range cases {
 		got, detail := classify(c.a, reg, faults)

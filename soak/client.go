@@ -23,6 +23,7 @@ const dialTimeout = 3 * time.Second
 // attempt is what one client connection did, before classification.
 type attempt struct {
 	id        uint64
+	instance  int  // the balance-l4 instance it went through (0 without a fleet)
 	long      bool // a long-lived pinging connection
 	started   time.Time
 	broke     time.Time // when the error was seen

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,15 @@ type configSpec struct {
 	ServiceListen string
 	Algorithm     string
 	Backends      []configBackend
+	Fleet         *fleetSpec // nil: no [fleet], one instance
+}
+
+// fleetSpec is the [fleet] table of a fleet soak's instances: the same etcd
+// and name for all, each its own instance id.
+type fleetSpec struct {
+	Etcd     []string
+	Name     string
+	Instance string
 }
 
 type configBackend struct {
@@ -53,6 +63,20 @@ unhealthy_threshold = 3
 max_failures = 5
 timeout = "2s"
 
+`, c.StateFile, c.AdminListen, c.Token)
+	if f := c.Fleet; f != nil {
+		// The timeouts are SPEC's defaults; registry entries every second.
+		fmt.Fprintf(&b, `
+[fleet]
+etcd = [%s]
+name = %q
+instance = %q
+dial_timeout = "2s"
+request_timeout = "2s"
+publish_interval = "1s"
+`, quoteList(f.Etcd), f.Name, f.Instance)
+	}
+	fmt.Fprintf(&b, `
 [[services]]
 name = "soak"
 listen = %q
@@ -61,7 +85,7 @@ algorithm = %q
 [services.timeouts]
 connect = "2s"
 idle = "60s"
-`, c.StateFile, c.AdminListen, c.Token, c.ServiceListen, c.Algorithm)
+`, c.ServiceListen, c.Algorithm)
 	for _, be := range c.Backends {
 		fmt.Fprintf(&b, "\n[[services.backends]]\nname = %q\naddress = %q\nweight = %d\n", be.Name, be.Address, be.Weight)
 	}
@@ -76,7 +100,7 @@ func (c configSpec) badConfigs() []string {
 	withBackendLine := func(line string) string {
 		return strings.Replace(good, first, first+"\n"+line, 1)
 	}
-	return []string{
+	bad := []string{
 		good + "\nthis is [not toml\n",
 		withBackendLine("colour = \"blue\""),
 		strings.Replace(good, fmt.Sprintf("weight = %d", c.Backends[0].Weight), "weight = 300", 1),
@@ -87,6 +111,20 @@ func (c configSpec) badConfigs() []string {
 		strings.Replace(good, "unhealthy_threshold = 3", "unhealthy_threshold = 0", 1),
 		good + fmt.Sprintf("\n[[services]]\nname = \"twin\"\nlisten = %q\n[[services.backends]]\naddress = %q\n", c.ServiceListen, c.Backends[0].Address),
 	}
+	if f := c.Fleet; f != nil {
+		bad = append(bad,
+			strings.Replace(good, fmt.Sprintf("name = %q", f.Name), `name = "Not A Fleet Name"`, 1),
+			strings.Replace(good, `request_timeout = "2s"`, `request_timeout = "-2s"`, 1))
+	}
+	return bad
+}
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // writeAtomically replaces path's content in one rename, so a reload never

@@ -23,9 +23,14 @@ const (
 // backend marks the connections it holds itself.)
 type Fault struct {
 	Backend    int
+	Instance   int // the balance-l4 instance it acted through (a disconnect), or allInstances
 	Kind       FaultKind
 	Start, End time.Time
 }
+
+// allInstances marks a fault every instance's connections feel: a backend
+// killed is killed for the whole fleet.
+const allInstances = -1
 
 // faultGrace is how long after a fault a connection may still break because
 // of it: the reset or close has to travel through a busy proxy.
@@ -42,11 +47,19 @@ type FaultLog struct {
 func NewFaultLog() *FaultLog { return &FaultLog{} }
 
 // Begin records a fault that starts now and has not ended yet, so that
-// connections it breaks while it is under way find it; End closes it.
+// connections it breaks while it is under way find it; End closes it. The
+// fault concerns the backend's connections through every instance.
 func (f *FaultLog) Begin(backend int, kind FaultKind, at time.Time) (index int) {
+	return f.BeginOn(allInstances, backend, kind, at)
+}
+
+// BeginOn is Begin for a fault that concerns only the connections through
+// one balance-l4 instance (SPEC §6: a disconnect acts on the answering
+// instance's connections only).
+func (f *FaultLog) BeginOn(instance, backend int, kind FaultKind, at time.Time) (index int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = append(f.faults, Fault{Backend: backend, Kind: kind, Start: at, End: farFuture})
+	f.faults = append(f.faults, Fault{Backend: backend, Instance: instance, Kind: kind, Start: at, End: farFuture})
 	return len(f.faults) - 1
 }
 
@@ -61,15 +74,17 @@ func (f *FaultLog) End(index int, at time.Time) {
 var farFuture = time.Unix(1<<40, 0)
 
 // Blame returns the kind of a fault that may have broken a connection that
-// was opened at started and broke at broke: a fault on backend (any backend
-// when backend < 0) that ended after the connection was opened, and began
-// before, and at most faultGrace before, the break.
-func (f *FaultLog) Blame(backend int, started, broke time.Time) (FaultKind, bool) {
+// was opened at started through instance and broke at broke: a fault on
+// backend (any backend when backend < 0), through that instance or all of
+// them, that ended after the connection was opened, and began before, and at
+// most faultGrace before, the break.
+func (f *FaultLog) Blame(instance, backend int, started, broke time.Time) (FaultKind, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := len(f.faults) - 1; i >= 0; i-- {
 		x := f.faults[i]
-		if (backend < 0 || x.Backend == backend) && !x.End.Before(started) &&
+		if (backend < 0 || x.Backend == backend) && (x.Instance == allInstances || x.Instance == instance) &&
+			!x.End.Before(started) &&
 			!x.Start.After(broke) && !broke.After(x.End.Add(faultGrace)) {
 			return x.Kind, true
 		}
@@ -84,7 +99,11 @@ func (f *FaultLog) Near(from, to time.Time) string {
 	var parts []string
 	for _, x := range f.faults {
 		if !x.End.Before(from.Add(-faultGrace)) && !x.Start.After(to.Add(faultGrace)) {
-			parts = append(parts, fmt.Sprintf("%s backend %d %s-%s", x.Kind, x.Backend, x.Start.Format("05.000"), x.End.Format("05.000")))
+			on := ""
+			if x.Instance != allInstances {
+				on = fmt.Sprintf(" via instance %d", x.Instance)
+			}
+			parts = append(parts, fmt.Sprintf("%s backend %d%s %s-%s", x.Kind, x.Backend, on, x.Start.Format("05.000"), x.End.Format("05.000")))
 		}
 	}
 	if len(parts) == 0 {

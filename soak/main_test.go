@@ -18,6 +18,7 @@ var (
 	soakVerbose   = flag.Bool("soak.verbose", false, "log every chaos action of TestSoak")
 	binaryFlag    = flag.String("soak.binary", "", "use this balance-l4 binary instead of building one")
 	soakOutput    = flag.String("soak.output", "", "write balance-l4's whole output in TestSoak to this file")
+	soakFleet     = flag.Bool("soak.fleet", false, "run TestFleetSoak: three instances on a real three-member etcd cluster that the chaos hurts too")
 )
 
 // binary is the balance-l4 under test, built once in TestMain.

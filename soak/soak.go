@@ -29,9 +29,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/balancel4/balance-l4/internal/etcdtest"
 )
 
 // serviceName is the soak's one service.
@@ -49,6 +52,14 @@ type Options struct {
 	Seed       uint64        // 0 = from the clock; printed in the summary
 	Progress   io.Writer     // one line per phase and chaos action; nil = discard
 	Output     io.Writer     // a copy of balance-l4's whole output; nil = none (the summary keeps its tail)
+
+	// Etcd, when set, makes it a fleet soak (SPEC §6): FleetInstances
+	// instances of balance-l4 share operator state through this cluster,
+	// which the chaos kills, stops and restarts members of. It must be a
+	// running cluster of 3 members without TLS or auth (etcdtest.Start(tb,
+	// etcdtest.Options{})) that the soak alone uses.
+	Etcd           *etcdtest.Cluster
+	FleetInstances int // 0 = 3
 }
 
 func (o *Options) defaults() error {
@@ -82,6 +93,17 @@ func (o *Options) defaults() error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.Etcd != nil {
+		if o.FleetInstances == 0 {
+			o.FleetInstances = 3
+		}
+		if o.FleetInstances < 2 {
+			return errors.New("soak: a fleet has at least 2 instances")
+		}
+		if o.Etcd.Members() != 3 || o.Etcd.CAFile != "" || o.Etcd.Username != "" {
+			return errors.New("soak: Options.Etcd must be a plain 3-member cluster (no TLS, no auth)")
+		}
+	}
 	return nil
 }
 
@@ -95,13 +117,29 @@ type run struct {
 	reg      *Registry
 	faults   *FaultLog
 	backends []*EchoBackend
-	proc     *Process
-	admin    *AdminClient
-	spec     configSpec
-	path     string
+	insts    []*instance // one, or a fleet's
+	fleet    *fleetRun   // nil without Options.Etcd
 	src      *payloadSource
 	tally    *tally
 	ids      atomic.Uint64
+}
+
+// instance is one running balance-l4: alone, or one of a fleet.
+type instance struct {
+	index int
+	spec  configSpec // its original configuration
+	path  string     // of its configuration file
+	proc  *Process
+	admin *AdminClient
+	peak  atomic.Int64 // goroutines, the most seen during the chaos
+}
+
+// name is the instance's fleet id, or "balance-l4" alone.
+func (in *instance) name() string {
+	if in.spec.Fleet != nil {
+		return in.spec.Fleet.Instance
+	}
+	return "balance-l4"
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -110,10 +148,11 @@ func (r *run) logf(format string, args ...any) {
 	fmt.Fprintf(r.o.Progress, "%7.3fs  %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// Run starts the echo backends and balance-l4, measures the idle process,
-// runs clients and chaos for o.Duration, undoes every fault, waits for the
-// process to settle and measures it again. The error is for a harness that
-// could not run; a missed target is in Summary.Failures.
+// Run starts the echo backends and balance-l4 (with Options.Etcd, a fleet of
+// instances on that cluster), measures the idle processes, runs clients and
+// chaos for o.Duration, undoes every fault, waits for the processes to
+// settle and measures them again. The error is for a harness that could not
+// run; a missed target is in Summary.Failures.
 func Run(o Options) (*Summary, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -130,43 +169,60 @@ func Run(o Options) (*Summary, error) {
 		r.backends = append(r.backends, b)
 	}
 	r.src = newPayloadSource(o.Seed, minPayload, o.MaxPayload)
-	if err := r.startProcess(); err != nil {
+	if o.Etcd != nil {
+		f, err := newFleetRun(o.Etcd, o.Seed, r.logf, r.tally.addProblem)
+		if err != nil {
+			return nil, err
+		}
+		defer f.close()
+		r.fleet = f
+	}
+	if err := r.startInstances(); err != nil {
 		return nil, err
 	}
-	defer r.proc.Kill()
+	defer r.killAll()
 
 	if err := r.warmUp(); err != nil {
-		return nil, fmt.Errorf("soak: warming up: %w\n%s", err, r.proc.Output())
+		return nil, fmt.Errorf("soak: warming up: %w\n%s", err, r.outputs(8000))
 	}
-	var err error
-	if s.FDsIdle, s.GoroutinesIdle, err = r.measure(nil); err != nil {
-		return nil, fmt.Errorf("soak: measuring the idle process: %w", err)
+	s.Procs = make([]ProcFigures, len(r.insts))
+	for i, in := range r.insts {
+		p := &s.Procs[i]
+		p.Name = in.name()
+		var err error
+		if p.FDsIdle, p.GoroutinesIdle, err = r.measure(in, nil); err != nil {
+			return nil, fmt.Errorf("soak: measuring the idle process %s: %w", in.name(), err)
+		}
+		r.logf("%s idle: fds %v, goroutines %d", in.name(), p.FDsIdle, p.GoroutinesIdle)
 	}
-	r.logf("idle: fds %v, goroutines %d", s.FDsIdle, s.GoroutinesIdle)
 
-	// The soak proper.
+	// The soak proper. Clients spread over the instances' listeners.
 	clientsStop, chaosStop, proberStop := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var clients, background sync.WaitGroup
 	for i := range o.Clients {
-		clients.Go(func() { r.payloadWorker(i, clientsStop) })
+		in := r.insts[i%len(r.insts)]
+		clients.Go(func() { r.payloadWorker(i, in, clientsStop) })
 	}
 	for i := range o.LongLived {
-		clients.Go(func() { r.longLivedWorker(i, clientsStop) })
+		in := r.insts[i%len(r.insts)]
+		clients.Go(func() { r.longLivedWorker(i, in, clientsStop) })
 	}
 	var healthzFailed atomic.Int64
-	var peak atomic.Int64
-	background.Go(func() { r.probe(proberStop, &healthzFailed, &peak) })
+	background.Go(func() { r.probe(proberStop, &healthzFailed) })
 	c := &chaos{
-		rng: rand.New(rand.NewPCG(o.Seed, 0xc4a05)), proc: r.proc, admin: r.admin, backends: r.backends,
-		faults: r.faults, configPath: r.path, spec: r.spec, logf: r.logf,
+		rng: rand.New(rand.NewPCG(o.Seed, 0xc4a05)), insts: r.insts, backends: r.backends,
+		faults: r.faults, logf: r.logf,
 	}
 	var chaosDone sync.WaitGroup
 	chaosDone.Go(func() { c.run(chaosStop) })
-	r.logf("chaos and %d+%d clients running for %v", o.Clients, o.LongLived, o.Duration)
+	if r.fleet != nil {
+		chaosDone.Go(func() { r.fleet.chaos(chaosStop, r.insts) })
+	}
+	r.logf("chaos and %d+%d clients running for %v on %d instance(s)", o.Clients, o.LongLived, o.Duration, len(r.insts))
 	time.Sleep(o.Duration)
 
 	close(chaosStop)
-	chaosDone.Wait() // restarts and releases every backend
+	chaosDone.Wait() // restarts and releases every backend, and every etcd member
 	r.logf("chaos stopped; stopping clients")
 	close(clientsStop)
 	clients.Wait()
@@ -175,38 +231,65 @@ func Run(o Options) (*Summary, error) {
 	if c.err != nil {
 		return nil, fmt.Errorf("soak: chaos: %w", c.err)
 	}
+	if r.fleet != nil && r.fleet.err != nil {
+		return nil, fmt.Errorf("soak: etcd chaos: %w", r.fleet.err)
+	}
 	s.Chaos, s.ReloadsGood, s.ReloadsBad = c.counts, c.reloadsGood, c.reloadsBad
 	s.HealthzFailed = healthzFailed.Load()
-	s.GoroutinesPeak = int(peak.Load())
+	for i, in := range r.insts {
+		s.Procs[i].GoroutinesPeak = int(in.peak.Load())
+	}
 
+	// In a fleet: etcd whole again, every instance connected, and all of
+	// them agreeing with etcd.
+	if r.fleet != nil {
+		r.fleet.finish(r.insts)
+	}
 	// Undo the operator actions, settle, measure.
 	r.restore()
 	s.Settled = r.settle()
-	s.FDsAfter, s.GoroutinesAfter, err = r.measure(func(f FDs, g int) bool {
-		return f.NonPipe() <= s.FDsIdle.NonPipe() && g <= s.GoroutinesIdle
-	})
-	if err != nil {
-		r.tally.addProblem("measuring after settling: %v", err)
-	}
-	r.logf("after settling: fds %v, goroutines %d", s.FDsAfter, s.GoroutinesAfter)
-	var counters map[string]any
-	if err := r.admin.GetJSON("/api/v1/services/"+serviceName, &counters); err == nil {
-		for _, k := range []string{"total_connections", "rejected_connections", "rejected", "retries"} {
-			if v, ok := counters[k]; ok {
-				s.ServiceCounters += fmt.Sprintf("%s=%v ", k, v)
+	for i, in := range r.insts {
+		p := &s.Procs[i]
+		var err error
+		p.FDsAfter, p.GoroutinesAfter, err = r.measure(in, func(f FDs, g int) bool {
+			return f.NonPipe() <= p.FDsIdle.NonPipe() && g <= p.GoroutinesIdle
+		})
+		if err != nil {
+			r.tally.addProblem("measuring %s after settling: %v", in.name(), err)
+		}
+		r.logf("%s after settling: fds %v, goroutines %d", in.name(), p.FDsAfter, p.GoroutinesAfter)
+		var counters map[string]any
+		if err := in.admin.GetJSON("/api/v1/services/"+serviceName, &counters); err == nil {
+			for _, k := range []string{"total_connections", "rejected_connections", "rejected", "retries"} {
+				if v, ok := counters[k]; ok {
+					p.ServiceCounters += fmt.Sprintf("%s=%v ", k, v)
+				}
 			}
 		}
 	}
-	s.Alive = r.proc.Alive()
-	if code := r.proc.Stop(15 * time.Second); code != 0 {
-		r.tally.addProblem("balance-l4 exited with %d on SIGTERM, want 0", code)
-		s.Alive = false
+	if r.fleet != nil {
+		s.Fleet = r.fleet.summary(r.insts, c.refused)
 	}
-	var adminProblems []string
-	s.Admin, adminProblems = r.admin.Stats()
-	s.Problems = append(s.Problems, adminProblems...)
+	for i, in := range r.insts {
+		p := &s.Procs[i]
+		p.Alive = in.proc.Alive()
+		if code := in.proc.Stop(15 * time.Second); code != 0 {
+			r.tally.addProblem("%s exited with %d on SIGTERM, want 0", in.name(), code)
+			p.Alive = false
+		}
+	}
+	s.Admin = AdminStats{ByStatus: make(map[int]int64)}
+	for _, in := range r.insts {
+		st, problems := in.admin.Stats()
+		s.Admin.add(st)
+		for _, p := range problems {
+			if len(s.Problems) < maxProblems {
+				s.Problems = append(s.Problems, in.name()+": "+p)
+			}
+		}
+	}
 	if len(s.Failures()) > 0 {
-		s.Problems = append(s.Problems, "balance-l4 output (tail):\n"+tail(r.proc.Output(), 4000))
+		s.Problems = append(s.Problems, "balance-l4 output (tail):\n"+r.outputs(4000))
 	}
 	return s, nil
 }
@@ -217,103 +300,151 @@ func (r *run) closeBackends() {
 	}
 }
 
-// startProcess writes the configuration and starts balance-l4 on it.
-func (r *run) startProcess() error {
-	adminAddr, err := freeAddr()
-	if err != nil {
-		return err
+func (r *run) killAll() {
+	for _, in := range r.insts {
+		in.proc.Kill()
 	}
-	svcAddr, err := freeAddr()
-	if err != nil {
-		return err
+}
+
+// outputs is the tail of every instance's output, n bytes in all.
+func (r *run) outputs(n int) string {
+	if len(r.insts) == 1 {
+		return tail(r.insts[0].proc.Output(), n)
 	}
-	r.spec = configSpec{
-		AdminListen:   adminAddr,
-		Token:         "soak-token-" + fmt.Sprint(r.o.Seed),
-		StateFile:     filepath.Join(r.o.Dir, "state.json"),
-		ServiceListen: svcAddr,
-		Algorithm:     "round_robin",
+	var b strings.Builder
+	for _, in := range r.insts {
+		fmt.Fprintf(&b, "--- %s:\n%s\n", in.name(), tail(in.proc.Output(), n/len(r.insts)))
 	}
-	for i, b := range r.backends {
-		r.spec.Backends = append(r.spec.Backends, configBackend{Name: fmt.Sprintf("b%d", i), Address: b.Addr(), Weight: 1})
+	return b.String()
+}
+
+// startInstances writes the configurations and starts balance-l4 on them:
+// one instance, or a fleet's.
+func (r *run) startInstances() error {
+	n := 1
+	if r.fleet != nil {
+		n = r.o.FleetInstances
 	}
-	r.path = filepath.Join(r.o.Dir, "balance.toml")
-	if err := writeAtomically(r.path, r.spec.TOML()); err != nil {
-		return err
-	}
-	if r.proc, err = StartTee(r.o.Output, r.o.Binary, "-config", r.path); err != nil {
-		return err
-	}
-	r.admin = NewAdminClient(adminAddr, r.spec.Token)
-	if err := waitUntil(20*time.Second, func() (bool, error) {
-		if !r.proc.Alive() {
-			return false, errors.New("balance-l4 exited")
+	for i := range n {
+		in := &instance{index: i}
+		adminAddr, err := freeAddr()
+		if err != nil {
+			return err
 		}
-		code, _, _ := r.admin.Do(Request{Method: http.MethodGet, Path: "/healthz"})
-		return code == http.StatusOK, nil
-	}); err != nil {
-		r.proc.Kill()
-		return fmt.Errorf("soak: starting balance-l4: %w\n%s", err, r.proc.Output())
+		svcAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		in.spec = configSpec{
+			AdminListen:   adminAddr,
+			Token:         "soak-token-" + fmt.Sprint(r.o.Seed),
+			StateFile:     filepath.Join(r.o.Dir, "state.json"),
+			ServiceListen: svcAddr,
+			Algorithm:     "round_robin",
+		}
+		in.path = filepath.Join(r.o.Dir, "balance.toml")
+		if r.fleet != nil {
+			id := fmt.Sprintf("i%d", i)
+			in.spec.Fleet = &fleetSpec{Etcd: r.fleet.cluster.Endpoints(), Name: fleetName, Instance: id}
+			in.spec.StateFile = filepath.Join(r.o.Dir, id+"-state.json")
+			in.path = filepath.Join(r.o.Dir, id+".toml")
+		}
+		for i, b := range r.backends {
+			in.spec.Backends = append(in.spec.Backends, configBackend{Name: fmt.Sprintf("b%d", i), Address: b.Addr(), Weight: 1})
+		}
+		if err := writeAtomically(in.path, in.spec.TOML()); err != nil {
+			return err
+		}
+		if in.proc, err = StartTee(r.o.Output, r.o.Binary, "-config", in.path); err != nil {
+			return err
+		}
+		in.admin = NewAdminClient(adminAddr, in.spec.Token)
+		if r.fleet != nil {
+			in.admin.duringEtcdFault = r.fleet.faults.during
+		}
+		r.insts = append(r.insts, in)
+		if err := waitUntil(20*time.Second, func() (bool, error) {
+			if !in.proc.Alive() {
+				return false, errors.New("balance-l4 exited")
+			}
+			code, _, _ := in.admin.Do(Request{Method: http.MethodGet, Path: "/healthz"})
+			return code == http.StatusOK, nil
+		}); err != nil {
+			return fmt.Errorf("soak: starting balance-l4 %s: %w\n%s", in.name(), err, in.proc.Output())
+		}
+		r.logf("balance-l4 %s pid %d: service %s, admin %s, %d backends", in.name(), in.proc.PID(), svcAddr, adminAddr, len(r.backends))
 	}
-	r.logf("balance-l4 pid %d: service %s, admin %s, %d backends", r.proc.PID(), svcAddr, adminAddr, len(r.backends))
 	return nil
 }
 
-// warmUp waits for every backend to be healthy, sends traffic through each,
-// and waits for the connections to end, so the idle measurement includes
-// whatever the process keeps after its first connections.
+// warmUp waits for every backend to be healthy (and, in a fleet, for every
+// instance to be connected and to see the others), sends traffic through
+// each backend of each instance, and waits for the connections to end, so
+// the idle measurement includes whatever a process keeps after its first
+// connections.
 func (r *run) warmUp() error {
+	if r.fleet != nil {
+		if err := r.fleet.waitFleet(r.insts, 30*time.Second); err != nil {
+			return err
+		}
+	}
 	if err := r.waitIdle(20 * time.Second); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(r.o.Seed, 1))
 	buf := make([]byte, 64<<10)
-	for i := range 4 * len(r.backends) {
-		a := exchange(r.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
-		r.reg.Forget(a.id)
-		if a.err != nil {
-			return fmt.Errorf("warm-up exchange %d: %w", i, a.err)
+	for _, in := range r.insts {
+		for i := range 4 * len(r.backends) {
+			a := exchange(in.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+			r.reg.Forget(a.id)
+			if a.err != nil {
+				return fmt.Errorf("warm-up exchange %d through %s: %w", i, in.name(), a.err)
+			}
 		}
-	}
-	stop := make(chan struct{})
-	close(stop)
-	if a := pinger(stop, r.spec.ServiceListen, r.ids.Add(1), r.src, rng, 0, time.Millisecond); a.err != nil {
-		return fmt.Errorf("warm-up ping: %w", a.err)
+		stop := make(chan struct{})
+		close(stop)
+		if a := pinger(stop, in.spec.ServiceListen, r.ids.Add(1), r.src, rng, 0, time.Millisecond); a.err != nil {
+			return fmt.Errorf("warm-up ping through %s: %w", in.name(), a.err)
+		}
 	}
 	return r.waitIdle(20 * time.Second)
 }
 
 // waitIdle waits until the service has no connection and every backend is
-// healthy.
+// healthy, on every instance.
 func (r *run) waitIdle(limit time.Duration) error {
-	var why string
-	err := waitUntil(limit, func() (bool, error) {
-		var svc apiService
-		if err := r.admin.GetJSON("/api/v1/services/"+serviceName, &svc); err != nil {
-			why = err.Error()
-			return false, nil
+	deadline := time.Now().Add(limit)
+	for _, in := range r.insts {
+		var why string
+		err := waitUntil(max(time.Until(deadline), 0), func() (bool, error) {
+			var svc apiService
+			if err := in.admin.GetJSON("/api/v1/services/"+serviceName, &svc); err != nil {
+				why = err.Error()
+				return false, nil
+			}
+			var ok bool
+			ok, why = svc.idle(len(r.backends))
+			return ok, nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w: %s", in.name(), err, why)
 		}
-		var ok bool
-		ok, why = svc.idle(len(r.backends))
-		return ok, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %s", err, why)
 	}
 	return nil
 }
 
-// measure samples fds and goroutines every 200 ms and returns the lowest
-// (transient health-check sockets and goroutines come and go). It samples for
-// 2 s, then, if done is given and not yet satisfied, up to 10 s more.
-func (r *run) measure(done func(FDs, int) bool) (FDs, int, error) {
+// measure samples an instance's fds and goroutines every 200 ms and returns
+// the lowest (transient health-check sockets and goroutines come and go). It
+// samples for 2 s, then, if done is given and not yet satisfied, up to 10 s
+// more.
+func (r *run) measure(in *instance, done func(FDs, int) bool) (FDs, int, error) {
 	best, bestG := FDs{Sockets: 1 << 30}, 1<<31-1
 	for i := 0; i < 60; i++ {
-		f, err := r.proc.FDs()
+		f, err := in.proc.FDs()
 		if err != nil {
 			return FDs{}, 0, err
 		}
-		g, err := r.admin.Goroutines()
+		g, err := in.admin.Goroutines()
 		if err != nil {
 			return FDs{}, 0, err
 		}
@@ -329,32 +460,47 @@ func (r *run) measure(done func(FDs, int) bool) (FDs, int, error) {
 	return best, bestG, nil
 }
 
-// restore undoes the chaos's operator actions: the original file, every
-// backend undrained, every weight back to the file's.
+// restore undoes the chaos's operator actions: the original file on every
+// instance, every backend undrained, every weight back to the file's. In a
+// fleet the instances must agree with etcd before (what the chaos left) and
+// after (what restore asked for).
 func (r *run) restore() {
-	if err := writeAtomically(r.path, r.spec.TOML()); err != nil {
-		r.tally.addProblem("restoring the configuration: %v", err)
-		return
+	for _, in := range r.insts {
+		if err := writeAtomically(in.path, in.spec.TOML()); err != nil {
+			r.tally.addProblem("restoring the configuration of %s: %v", in.name(), err)
+			return
+		}
+		in.admin.Do(Request{Method: http.MethodPost, Path: "/api/v1/reload", Want: []int{http.StatusOK}})
 	}
-	r.admin.Do(Request{Method: http.MethodPost, Path: "/api/v1/reload", Want: []int{http.StatusOK}})
-	for _, b := range r.spec.Backends {
+	if r.fleet != nil {
+		r.fleet.agreed = r.fleet.agree(r.insts, "after the chaos")
+	}
+	for k, b := range r.insts[0].spec.Backends {
+		in := r.insts[k%len(r.insts)] // in a fleet, through each instance in turn
 		p := "/api/v1/services/" + serviceName + "/backends/" + b.Name
-		r.admin.Do(Request{Method: http.MethodPost, Path: p + "/undrain", Want: []int{http.StatusOK}})
-		r.admin.Do(Request{Method: http.MethodPut, Path: p + "/weight", Body: []byte(`{"weight": 1}`), Want: []int{http.StatusOK}})
+		in.admin.Do(Request{Method: http.MethodPost, Path: p + "/undrain", Want: []int{http.StatusOK}, FleetWrite: r.fleet != nil})
+		in.admin.Do(Request{Method: http.MethodPut, Path: p + "/weight", Body: []byte(`{"weight": 1}`), Want: []int{http.StatusOK}, FleetWrite: r.fleet != nil})
 	}
 	r.logf("restored the original configuration, undrained all, weights 1")
+	if r.fleet != nil {
+		r.fleet.restored = r.fleet.agree(r.insts, "after restoring")
+	}
 }
 
-// settle sends a few connections through every backend (a circuit left
-// half-open by the chaos closes only after a successful trial connection),
-// then waits up to 30 s for the process to be idle again.
+// settle sends a few connections through every backend of every instance
+// (a circuit left half-open by the chaos closes only after a successful
+// trial connection), then waits up to 30 s for the processes to be idle
+// again.
 func (r *run) settle() bool {
 	rng := rand.New(rand.NewPCG(r.o.Seed, 2))
 	buf := make([]byte, 64<<10)
 	time.Sleep(time.Second) // restarted backends pass their health checks
-	for range 3 * len(r.backends) {
-		a := exchange(r.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
-		r.tally.record(a)
+	for _, in := range r.insts {
+		for range 3 * len(r.backends) {
+			a := exchange(in.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+			a.instance = in.index
+			r.tally.record(a)
+		}
 	}
 	if err := r.waitIdle(30 * time.Second); err != nil {
 		r.tally.addProblem("settling: %v", err)
@@ -363,7 +509,7 @@ func (r *run) settle() bool {
 	return true
 }
 
-func (r *run) payloadWorker(i int, stop <-chan struct{}) {
+func (r *run) payloadWorker(i int, in *instance, stop <-chan struct{}) {
 	rng := rand.New(rand.NewPCG(r.o.Seed, uint64(100+i)))
 	buf := make([]byte, 64<<10)
 	for range maxAttemptsPerWorker {
@@ -372,7 +518,8 @@ func (r *run) payloadWorker(i int, stop <-chan struct{}) {
 			return
 		default:
 		}
-		a := exchange(r.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+		a := exchange(in.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+		a.instance = in.index
 		r.tally.record(a)
 		if a.err != nil {
 			time.Sleep(20 * time.Millisecond) // no hot loop against a dead proxy
@@ -380,7 +527,7 @@ func (r *run) payloadWorker(i int, stop <-chan struct{}) {
 	}
 }
 
-func (r *run) longLivedWorker(i int, stop <-chan struct{}) {
+func (r *run) longLivedWorker(i int, in *instance, stop <-chan struct{}) {
 	rng := rand.New(rand.NewPCG(r.o.Seed, uint64(10_000+i)))
 	for range maxAttemptsPerWorker {
 		select {
@@ -390,7 +537,8 @@ func (r *run) longLivedWorker(i int, stop <-chan struct{}) {
 		}
 		lifetime := time.Duration(2000+rng.IntN(8000)) * time.Millisecond
 		interval := time.Duration(100+rng.IntN(300)) * time.Millisecond
-		a := pinger(stop, r.spec.ServiceListen, r.ids.Add(1), r.src, rng, lifetime, interval)
+		a := pinger(stop, in.spec.ServiceListen, r.ids.Add(1), r.src, rng, lifetime, interval)
+		a.instance = in.index
 		r.tally.record(a)
 		if a.err != nil {
 			time.Sleep(20 * time.Millisecond)
@@ -401,9 +549,9 @@ func (r *run) longLivedWorker(i int, stop <-chan struct{}) {
 // maxAttemptsPerWorker bounds a client worker's loop whatever the duration.
 const maxAttemptsPerWorker = 10_000_000
 
-// probe checks /healthz every 250 ms and the goroutine count every second
-// until stop is closed.
-func (r *run) probe(stop <-chan struct{}, failed, peak *atomic.Int64) {
+// probe checks every instance's /healthz every 250 ms and its goroutine
+// count every second until stop is closed.
+func (r *run) probe(stop <-chan struct{}, failed *atomic.Int64) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for n := 0; n < maxChaosTicks; n++ {
@@ -412,14 +560,16 @@ func (r *run) probe(stop <-chan struct{}, failed, peak *atomic.Int64) {
 			return
 		case <-t.C:
 		}
-		code, _, err := r.admin.Do(Request{Method: http.MethodGet, Path: "/healthz", Want: []int{http.StatusOK}})
-		if code != http.StatusOK {
-			failed.Add(1)
-			r.tally.addProblem("/healthz: %d %v", code, errOrNil(err))
-		}
-		if n%4 == 0 {
-			if g, err := r.admin.Goroutines(); err == nil && int64(g) > peak.Load() {
-				peak.Store(int64(g))
+		for _, in := range r.insts {
+			code, _, err := in.admin.Do(Request{Method: http.MethodGet, Path: "/healthz", Want: []int{http.StatusOK}})
+			if code != http.StatusOK {
+				failed.Add(1)
+				r.tally.addProblem("%s /healthz: %d %v", in.name(), code, errOrNil(err))
+			}
+			if n%4 == 0 {
+				if g, err := in.admin.Goroutines(); err == nil && int64(g) > in.peak.Load() {
+					in.peak.Store(int64(g))
+				}
 			}
 		}
 	}

@@ -33,21 +33,28 @@ type Summary struct {
 	Timeouts            int64 // no progress for progressTimeout, no fault to blame
 	BytesEchoed         int64
 
-	Admin           AdminStats
-	HealthzFailed   int64 // /healthz probes that did not answer 200
-	Chaos           map[string]int
-	ReloadsGood     int
-	ReloadsBad      int
+	Admin         AdminStats
+	HealthzFailed int64 // /healthz probes that did not answer 200
+	Chaos         map[string]int
+	ReloadsGood   int
+	ReloadsBad    int
+	Procs         []ProcFigures // one per balance-l4 instance
+	Settled       bool          // active connections back to 0, every backend healthy, on every instance
+	Fleet         *FleetSummary // a fleet soak's figures; nil alone
+
+	Problems []string // details of what missed a target, first ones only
+}
+
+// ProcFigures are one balance-l4 process's resources and end.
+type ProcFigures struct {
+	Name            string // the fleet instance id, or "balance-l4"
 	FDsIdle         FDs
 	FDsAfter        FDs
 	GoroutinesIdle  int
 	GoroutinesPeak  int
 	GoroutinesAfter int
 	ServiceCounters string // the service's own counters from the admin API, at the end
-	Settled         bool   // active connections back to 0, every backend healthy
-	Alive           bool   // the process was still running at the end
-
-	Problems []string // details of what missed a target, first ones only
+	Alive           bool   // still running at the end, and exited 0 on SIGTERM
 }
 
 // BrokenByFaultTotal sums the connections broken on purpose.
@@ -76,10 +83,15 @@ func (s *Summary) Failures() []string {
 	miss(s.Admin.Hangs > 0, "%d admin requests hung past the client timeout", s.Admin.Hangs)
 	miss(s.Admin.Unexpected > 0, "%d admin answers had a status other than SPEC's", s.Admin.Unexpected)
 	miss(s.HealthzFailed > 0, "/healthz failed %d times", s.HealthzFailed)
-	miss(!s.Alive, "balance-l4 exited")
 	miss(!s.Settled, "connections or backends did not settle back to idle")
-	miss(s.FDsAfter.NonPipe() > s.FDsIdle.NonPipe()+fdSlack, "fds (pipes aside) grew from %d to %d", s.FDsIdle.NonPipe(), s.FDsAfter.NonPipe())
-	miss(s.GoroutinesAfter > s.GoroutinesIdle+goroutineSlack, "goroutines grew from %d to %d", s.GoroutinesIdle, s.GoroutinesAfter)
+	for _, p := range s.Procs {
+		miss(!p.Alive, "%s exited (or not with 0 on SIGTERM)", p.Name)
+		miss(p.FDsAfter.NonPipe() > p.FDsIdle.NonPipe()+fdSlack, "%s: fds (pipes aside) grew from %d to %d", p.Name, p.FDsIdle.NonPipe(), p.FDsAfter.NonPipe())
+		miss(p.GoroutinesAfter > p.GoroutinesIdle+goroutineSlack, "%s: goroutines grew from %d to %d", p.Name, p.GoroutinesIdle, p.GoroutinesAfter)
+	}
+	if s.Fleet != nil {
+		f = append(f, s.Fleet.failures()...)
+	}
 	return f
 }
 
@@ -98,14 +110,28 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "  timeouts (no fault)      %d\n", s.Timeouts)
 	fmt.Fprintf(&b, "  admin requests           %d: 5xx %d, hangs %d, unexpected status %d, no response %d; by status %v\n",
 		s.Admin.Requests, s.Admin.Status5xx, s.Admin.Hangs, s.Admin.Unexpected, s.Admin.NoResponse, s.Admin.ByStatus)
+	if s.Fleet != nil {
+		fmt.Fprintf(&b, "  refused: fleet store unreachable  %d during etcd faults (expected, not 5xx); the main chaos's by verb %v\n", s.Admin.FleetRefused, s.Fleet.Refused)
+	}
 	fmt.Fprintf(&b, "  healthz failures         %d\n", s.HealthzFailed)
 	fmt.Fprintf(&b, "  reloads                  %d good, %d bad\n", s.ReloadsGood, s.ReloadsBad)
 	fmt.Fprintf(&b, "  chaos actions            %v\n", s.Chaos)
-	fmt.Fprintf(&b, "  fds idle                 %v\n", s.FDsIdle)
-	fmt.Fprintf(&b, "  fds after settling       %v (splice pipes are pooled by the Go runtime and not judged)\n", s.FDsAfter)
-	fmt.Fprintf(&b, "  goroutines               idle %d, peak %d, after settling %d\n", s.GoroutinesIdle, s.GoroutinesPeak, s.GoroutinesAfter)
-	fmt.Fprintf(&b, "  balance-l4's counters    %s\n", s.ServiceCounters)
-	fmt.Fprintf(&b, "  settled %v, alive %v\n", s.Settled, s.Alive)
+	if s.Fleet != nil {
+		s.Fleet.write(&b)
+	}
+	for _, p := range s.Procs {
+		prefix := "  "
+		if len(s.Procs) > 1 {
+			fmt.Fprintf(&b, "  instance %s:\n", p.Name)
+			prefix = "    "
+		}
+		fmt.Fprintf(&b, "%sfds idle                 %v\n", prefix, p.FDsIdle)
+		fmt.Fprintf(&b, "%sfds after settling       %v (splice pipes are pooled by the Go runtime and not judged)\n", prefix, p.FDsAfter)
+		fmt.Fprintf(&b, "%sgoroutines               idle %d, peak %d, after settling %d\n", prefix, p.GoroutinesIdle, p.GoroutinesPeak, p.GoroutinesAfter)
+		fmt.Fprintf(&b, "%sbalance-l4's counters    %s\n", prefix, p.ServiceCounters)
+		fmt.Fprintf(&b, "%salive %v\n", prefix, p.Alive)
+	}
+	fmt.Fprintf(&b, "  settled %v\n", s.Settled)
 	if f := s.Failures(); len(f) > 0 {
 		fmt.Fprintf(&b, "  TARGETS MISSED:\n")
 		for _, x := range f {

@@ -4,6 +4,10 @@
 //
 //	go build -o /tmp/balance-l4 ./cmd/balance-l4
 //	go run ./soak/cmd/l4soak -binary /tmp/balance-l4 -duration 10m -output /tmp/balance-l4.log
+//
+// With -fleet it runs the fleet soak: three instances on a real three-member
+// etcd cluster (internal/etcdtest: the etcd server built from tools/etcd on
+// first use, so run it from inside the repository, or set BALANCE_ETCD_BIN).
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/balancel4/balance-l4/internal/etcdtest"
 	"github.com/balancel4/balance-l4/soak"
 )
 
@@ -23,6 +28,7 @@ func main() {
 	flag.IntVar(&o.LongLived, "longlived", 0, "concurrent long-lived connections (0 = 12)")
 	flag.IntVar(&o.MaxPayload, "maxpayload", 0, "largest payload in bytes (0 = 4 MiB)")
 	flag.Uint64Var(&o.Seed, "seed", 0, "seed of the clients and the chaos (0 = from the clock)")
+	fleet := flag.Bool("fleet", false, "three instances on a real three-member etcd cluster that the chaos hurts too")
 	verbose := flag.Bool("v", false, "print every chaos action")
 	output := flag.String("output", "", "also write balance-l4's whole output to this file")
 	flag.Parse()
@@ -35,7 +41,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	o.Dir = dir
 	if *verbose {
 		o.Progress = os.Stdout
@@ -44,12 +49,23 @@ func main() {
 		f, err := os.Create(*output)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.RemoveAll(dir)
 			os.Exit(1)
 		}
 		defer f.Close()
 		o.Output = f
 	}
-	os.Exit(run(o, os.Stdout))
+	var tb *cmdTB
+	if *fleet {
+		tb = newCmdTB(dir)
+		o.Etcd = etcdtest.Start(tb, etcdtest.Options{})
+	}
+	code := run(o, os.Stdout)
+	if tb != nil {
+		tb.cleanup() // stops the etcd members
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func run(o soak.Options, w io.Writer) int {
