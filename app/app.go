@@ -23,6 +23,7 @@ import (
 
 	"github.com/balancel4/balance-l4/admin"
 	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/discovery"
 	"github.com/balancel4/balance-l4/fleet"
 	"github.com/balancel4/balance-l4/l4"
 	"github.com/balancel4/balance-l4/status"
@@ -53,6 +54,10 @@ type App struct {
 	digest  atomic.Value // string: the configuration file's digest
 	fleet   *fleet.Fleet // nil outside a fleet
 	opMu    sync.Mutex   // serialises applying the fleet's state
+
+	discMu    sync.Mutex
+	discovery map[string]map[string]*discovery.Watcher // service -> source key -> watcher
+	restored  []l4.OperatorBackend                     // the state file's, for backends not found yet
 }
 
 var _ admin.Controller = (*App)(nil)
@@ -97,6 +102,7 @@ func Start(o Options) (*App, error) {
 		}
 		saved.State = wants
 	}
+	a.restored = saved.State.Backends
 	if len(saved.State.Backends) > 0 {
 		a.Runtime.RestoreOperatorState(saved.State)
 		a.log.Info().Str("path", o.Config.StateFile).Int("backends", len(saved.State.Backends)).Msg("restored operator state")
@@ -109,6 +115,7 @@ func Start(o Options) (*App, error) {
 	if a.fleet != nil {
 		a.applyFleet(nil, true) // what changed while the listeners opened
 	}
+	a.syncDiscovery(o.Config)
 
 	if o.Config.Admin.Listen != "" {
 		srv, err := admin.New(admin.Options{
@@ -184,6 +191,7 @@ func (a *App) Reload(by string) (status.Reload, error) {
 	a.cfg = cfg
 	a.mu.Unlock()
 	a.digest.Store(configDigest(a.path))
+	a.syncDiscovery(cfg)
 	if a.fleet != nil {
 		a.applyFleet(nil, true) // added backends take the fleet's state
 		a.fleet.Publish()
@@ -231,6 +239,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
+	a.stopDiscovery()
 	a.closeFleet()
 	forced, err := a.Runtime.Shutdown(ctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {

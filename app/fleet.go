@@ -32,7 +32,7 @@ func (a *App) startFleet(cfg *config.Config, saved *fleet.Saved) (l4.OperatorSta
 	f, err := fleet.New(fleet.Options{
 		Config: fc, ID: id, Admin: advertise(fc.Advertise, cfg.Admin.Listen), Version: a.version,
 		Log: a.log, Saved: saved,
-		Hooks: fleet.Hooks{Changed: a.applyFleet, Report: a.report},
+		Hooks: fleet.Hooks{Changed: a.applyFleet, Report: a.report, Members: a.membersChanged},
 	})
 	if err != nil {
 		return l4.OperatorState{}, err
@@ -184,6 +184,9 @@ func (a *App) SetWeightLocal(service, backend string, weight int, by string) (st
 // Services, Service and Backend add the fleet's view of each backend.
 func (a *App) Services() []status.Service {
 	svcs := a.Runtime.Services()
+	for i := range svcs {
+		svcs[i].Discovery = a.discoveryStatus(svcs[i].Name)
+	}
 	if a.fleet != nil {
 		sum := a.fleetSums()
 		for i := range svcs {
@@ -197,6 +200,9 @@ func (a *App) Services() []status.Service {
 
 func (a *App) Service(name string) (status.Service, error) {
 	s, err := a.Runtime.Service(name)
+	if err == nil {
+		s.Discovery = a.discoveryStatus(s.Name)
+	}
 	if err == nil && a.fleet != nil {
 		sum := a.fleetSums()
 		for j := range s.Backends {

@@ -19,6 +19,7 @@ func (c *checker) read(doc map[string]any, getenv func(string) string) *Config {
 	readLog(logTable, &cfg.Log)
 	fleetTable, _ := root.sub("fleet")
 	readFleet(fleetTable, &cfg.Fleet, getenv)
+	c.fleet = cfg.Fleet.Enabled()
 
 	// The global tables, read over the defaults, are what every service
 	// inherits and then overrides key by key.
@@ -236,6 +237,7 @@ func readService(t *table, hc HealthCheck, res Resilience) (Service, *boundListe
 			names[b.Name] = p
 		}
 	}
+	s.Discovery = readDiscoveries(t)
 	t.finish()
 	return s, listen
 }

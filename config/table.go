@@ -10,7 +10,8 @@ import (
 
 // checker collects every problem found while a decoded document is read.
 type checker struct {
-	errs Errors
+	fleet bool // the file has a [fleet] with endpoints (for discovery type "etcd")
+	errs  Errors
 }
 
 func (c *checker) add(p keyPath, format string, args ...any) {

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Config is a validated, normalised configuration: every default applied, every
 // duration parsed, every per-service override merged. It is immutable after Load;
@@ -96,6 +99,25 @@ type Service struct {
 	HealthCheck      HealthCheck
 	Resilience       Resilience
 	Backends         []Backend
+	Discovery        []Discovery // sources of more backends, found while running
+}
+
+// Discovery is one [[services.discovery]] source.
+type Discovery struct {
+	Type           string        // dns | etcd
+	Name           string        // dns: an SRV name, or host:port for A/AAAA
+	Resolver       string        // dns: host:port of the DNS server; "" = the system's
+	Interval       time.Duration // dns: how often to ask
+	Hold           time.Duration // dns: how long a missing backend is kept
+	Weight         int           // for A/AAAA records and etcd members without one
+	Backup         bool
+	MaxConnections int
+}
+
+// Key identifies a discovery source within its service: a reload that keeps
+// the same key keeps what the source found.
+func (d Discovery) Key() string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%t|%d", d.Type, d.Name, d.Resolver, d.Interval, d.Hold, d.Weight, d.Backup, d.MaxConnections)
 }
 
 // Timeouts of one service. Zero Idle and Drain mean never.

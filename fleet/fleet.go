@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,9 @@ type Hooks struct {
 	Changed func(keys []Key, all bool)
 	// Report gives this instance's figures for the registry.
 	Report func() Report
+	// Members is told which services' registered members changed
+	// (Fleet.Members); nil services means every service, after a full read.
+	Members func(services []string)
 }
 
 // Options configure New.
@@ -72,7 +77,8 @@ type Fleet struct {
 	mu          sync.Mutex
 	m           *mirror
 	instances   map[string]registration
-	applied     int64 // revision applied: the newest header seen by a read or the watch
+	members     map[string]map[string]Member // service -> backend -> member
+	applied     int64                        // revision applied: the newest header seen by a read or the watch
 	connected   bool
 	since       time.Time // when etcd became unreachable
 	lastErr     string
@@ -104,7 +110,7 @@ func New(o Options) (*Fleet, error) {
 		log:   o.Log.With().Str("component", "fleet").Str("fleet", o.Config.Name).Str("instance", o.ID).Logger(),
 		hooks: o.Hooks, probe: probe, now: now, started: now().UTC(),
 		synced: make(chan struct{}), m: newMirror(), instances: map[string]registration{},
-		invalidSeen: map[string]int64{}, publishCh: make(chan struct{}, 1),
+		invalidSeen: map[string]int64{}, publishCh: make(chan struct{}, 1), members: map[string]map[string]Member{},
 		since: now(), lastErr: "not connected yet",
 	}
 	if o.Saved != nil && o.Saved.Name == o.Config.Name {
@@ -390,6 +396,7 @@ func (f *Fleet) resync(cli *clientv3.Client) (int64, error) {
 	snap := map[Key]entry{}
 	keep := map[Key]bool{}
 	insts := map[string]registration{}
+	members := map[string]map[string]Member{}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
@@ -406,6 +413,27 @@ func (f *Fleet) resync(cli *clientv3.Client) (int64, error) {
 			if r, err := parseRegistration(kv.Value); err == nil {
 				insts[key[len(f.lay.instances):]] = r
 			}
+		case strings.HasPrefix(key, f.lay.members):
+			svc, backend, err := f.lay.parseMembersKey(key)
+			if err != nil {
+				f.countInvalid(key, kv.ModRevision, err)
+				continue
+			}
+			m, err := ParseMember(kv.Value)
+			if err != nil {
+				f.countInvalid(key, kv.ModRevision, err)
+				f.mu.Lock()
+				old, ok := f.members[svc][backend] // an invalid value keeps what was there
+				f.mu.Unlock()
+				if !ok {
+					continue
+				}
+				m = old
+			}
+			if members[svc] == nil {
+				members[svc] = map[string]Member{}
+			}
+			members[svc][backend] = m
 		}
 	}
 
@@ -419,6 +447,7 @@ func (f *Fleet) resync(cli *clientv3.Client) (int64, error) {
 	}
 	keys := f.m.resync(snap, rev)
 	f.instances = insts
+	f.members = members
 	f.applied = max(f.applied, rev)
 	f.lastSync = f.now()
 	was := f.connected
@@ -434,6 +463,9 @@ func (f *Fleet) resync(cli *clientv3.Client) (int64, error) {
 			Msg("fleet store reachable: state read and applied")
 	}
 	f.changed(keys, true)
+	if f.hooks.Members != nil {
+		f.hooks.Members(nil)
+	}
 	f.applyMu.Unlock()
 	return rev, nil
 }
@@ -448,6 +480,12 @@ func (f *Fleet) parseOperator(key string, value []byte, modRev int64) (Key, Oper
 			return k, op, nil
 		}
 	}
+	f.countInvalid(key, modRev, err)
+	return k, Operator{}, err
+}
+
+// countInvalid logs and counts an invalid key once per revision.
+func (f *Fleet) countInvalid(key string, modRev int64, err error) {
 	f.mu.Lock()
 	counted := f.invalidSeen[key] == modRev
 	f.invalidSeen[key] = modRev
@@ -455,9 +493,8 @@ func (f *Fleet) parseOperator(key string, value []byte, modRev int64) (Key, Oper
 	if !counted {
 		f.invalid.Add(1)
 		f.log.Error().Str("key", key).Int64("mod_revision", modRev).Err(err).
-			Msg("ignoring invalid operator key: nothing changed")
+			Msg("ignoring invalid key: nothing changed")
 	}
-	return k, Operator{}, err
 }
 
 // watch applies changes from rev+1 on, until the watch fails, etcd is found
@@ -501,6 +538,7 @@ func (f *Fleet) watch(cli *clientv3.Client, rev int64) error {
 
 func (f *Fleet) applyEvents(resp clientv3.WatchResponse) {
 	ops := map[Key]entry{}
+	var svcs []string // whose members changed
 	for _, ev := range resp.Events {
 		key := string(ev.Kv.Key)
 		switch {
@@ -514,6 +552,14 @@ func (f *Fleet) applyEvents(resp clientv3.WatchResponse) {
 			if k, op, err := f.parseOperator(key, ev.Kv.Value, ev.Kv.ModRevision); err == nil {
 				ops[k] = entry{op: op, present: true, modRev: ev.Kv.ModRevision}
 			}
+		case strings.HasPrefix(key, f.lay.members):
+			var value []byte
+			if ev.Type != clientv3.EventTypeDelete {
+				value = ev.Kv.Value
+			}
+			if svc := f.memberEvent(key, value, ev.Kv.ModRevision); svc != "" && !slices.Contains(svcs, svc) {
+				svcs = append(svcs, svc)
+			}
 		case len(key) > len(f.lay.instances) && key[:len(f.lay.instances)] == f.lay.instances:
 			id := key[len(f.lay.instances):]
 			f.mu.Lock()
@@ -526,6 +572,11 @@ func (f *Fleet) applyEvents(resp clientv3.WatchResponse) {
 		}
 	}
 	f.applyEntries(ops, resp.Header.Revision)
+	if len(svcs) > 0 && f.hooks.Members != nil {
+		f.applyMu.Lock()
+		f.hooks.Members(svcs)
+		f.applyMu.Unlock()
+	}
 }
 
 // prober asks etcd a linearizable question every probe interval: an answer

@@ -21,11 +21,12 @@ type layout struct {
 	prefix    string // /balance-l4/<name>/
 	operator  string // .../operator/
 	instances string // .../instances/
+	members   string // .../members/
 }
 
 func newLayout(name string) layout {
 	p := Root + name + "/"
-	return layout{prefix: p, operator: p + "operator/", instances: p + "instances/"}
+	return layout{prefix: p, operator: p + "operator/", instances: p + "instances/", members: p + "members/"}
 }
 
 // OperatorKey is the etcd key holding the operator state of one backend.

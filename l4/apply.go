@@ -82,7 +82,7 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 			rl.ServicesChanged = append(rl.ServicesChanged, s.name)
 		}
 		s.configure(sb)
-		added, removed, changed, bops := r.reconcileBackends(s, sb.sc.Backends)
+		added, removed, changed, bops := r.reconcileBackends(s, s.wantBackendsLocked(sb.sc))
 		rl.BackendsAdded = append(rl.BackendsAdded, added...)
 		rl.BackendsRemoved = append(rl.BackendsRemoved, removed...)
 		rl.BackendsChanged = append(rl.BackendsChanged, changed...)

@@ -29,6 +29,7 @@ type service struct {
 	removed    []*backend             // removed by a reload, still with connections
 	checker    health.Checker
 	checkCfg   *config.HealthCheck
+	discovered map[string][]config.Backend // by discovery source (config.Discovery.Key)
 
 	active   atomic.Int64
 	total    atomic.Int64

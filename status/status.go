@@ -20,6 +20,19 @@ type Service struct {
 	AcceptErrors        int64     `json:"accept_errors"` // failed accepts (e.g. out of file descriptors)
 	Rejected            Rejected  `json:"rejected"`
 	Backends            []Backend `json:"backends"`
+	// Discovery has one entry per discovery source; absent without any.
+	Discovery []Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery is the state of one discovery source of a service.
+type Discovery struct {
+	Type          string     `json:"type"` // dns | etcd
+	Name          string     `json:"name"` // what is asked for; "" for etcd
+	Backends      int        `json:"backends"`
+	Errors        int64      `json:"errors"` // failed lookups (and invalid member values)
+	LastError     string     `json:"last_error"`
+	LastErrorTime *time.Time `json:"last_error_time"`
+	LastSuccess   *time.Time `json:"last_success"` // the last good answer
 }
 
 // Rejected counts client connections closed without being served, by reason.
