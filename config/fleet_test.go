@@ -95,3 +95,62 @@ func TestFleetErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDiscovery(t *testing.T) {
+	cfg := mustParse(t, doc(
+		`[fleet]`,
+		`etcd = ["127.0.0.1:2379"]`,
+		`[[services]]`,
+		`name = "db"`,
+		`listen = "127.0.0.1:6432"`,
+		`[[services.discovery]]`,
+		`name = "_pg._tcp.db.internal"`,
+		`resolver = "127.0.0.1:53"`,
+		`hold = "1m"`,
+		`[[services.discovery]]`,
+		`type = "dns"`,
+		`name = "db.internal:5432"`,
+		`weight = 5`,
+		`backup = true`,
+		`[[services.discovery]]`,
+		`type = "etcd"`,
+	))
+	want := []Discovery{
+		{Type: "dns", Name: "_pg._tcp.db.internal", Resolver: "127.0.0.1:53", Interval: 5 * time.Second, Hold: time.Minute, Weight: 1},
+		{Type: "dns", Name: "db.internal:5432", Interval: 5 * time.Second, Hold: 30 * time.Second, Weight: 5, Backup: true},
+		{Type: "etcd", Interval: 5 * time.Second, Hold: 30 * time.Second, Weight: 1},
+	}
+	if !reflect.DeepEqual(cfg.Services[0].Discovery, want) {
+		t.Fatalf("discovery = %+v\nwant %+v", cfg.Services[0].Discovery, want)
+	}
+}
+
+func TestDiscoveryErrors(t *testing.T) {
+	svc := func(lines ...string) string {
+		return doc(append([]string{`[[services]]`, `name = "db"`, `listen = "127.0.0.1:6432"`, `[[services.discovery]]`}, lines...)...)
+	}
+	tests := []struct{ src, path, says string }{
+		{svc(`type = "consul"`, `name = "x:1"`), "services[0].discovery[0].type", "dns"},
+		{svc(`type = "dns"`), "services[0].discovery[0].name", "missing"},
+		{svc(`name = "db.internal"`), "services[0].discovery[0].name", "SRV name"},
+		{svc(`name = "_pg._tcp.db:5432"`), "services[0].discovery[0].name", "has no port"},
+		{svc(`name = "x:1"`, `resolver = "8.8.8.8"`), "services[0].discovery[0].resolver", ""},
+		{svc(`name = "x:1"`, `interval = "0s"`), "services[0].discovery[0].interval", ""},
+		{svc(`name = "x:1"`, `weight = 300`), "services[0].discovery[0].weight", "between 0 and 256"},
+		{svc(`name = "x:1"`, `colour = "red"`), "services[0].discovery[0].colour", "unknown key"},
+		{svc(`type = "etcd"`), "services[0].discovery[0].type", "needs a [fleet]"},
+		{doc(`[fleet]`, `etcd = ["127.0.0.1:2379"]`, `[[services]]`, `name = "db"`, `listen = "127.0.0.1:6432"`,
+			`[[services.discovery]]`, `type = "etcd"`, `name = "x"`), "services[0].discovery[0].name", "does not apply"},
+		{svc(`name = "x:1"`, `[[services.discovery]]`, `name = "x:1"`), "services[0].discovery[1]", "same discovery source twice"},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(tc.src))
+		if err == nil {
+			t.Errorf("%s: accepted", tc.src)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("error %q: want %s and %q", err, tc.path, tc.says)
+		}
+	}
+}
