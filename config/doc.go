@@ -39,7 +39,15 @@
 //     (multiplier = 2); min_requests is at least 1; health_check.path starts
 //     with /; a backend name may not contain / (it is part of admin URLs).
 //   - Parse never reads the environment; Load falls back to
-//     $BALANCE_ADMIN_TOKEN when admin.token is empty.
+//     $BALANCE_ADMIN_TOKEN when admin.token is empty, and to
+//     $BALANCE_ADMIN_READ_TOKEN when admin.read_token is.
+//   - admin.read_token needs admin.token and must differ from it: without a
+//     full token every request has full access, and a read-only token would
+//     restrict nothing.
+//   - admin.tls_cert and admin.tls_key are read and parsed as a pair here
+//     (relative paths from the working directory), so -check reports an
+//     unreadable file, a file that is not PEM or a key of another
+//     certificate; a pair that does not fit is reported at tls_cert.
 //
 // Typical use:
 //

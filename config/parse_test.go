@@ -334,6 +334,7 @@ func TestServiceLookup(t *testing.T) {
 var specKeys = []string{
 	"shutdown_timeout", "state_file",
 	"admin", "admin.listen", "admin.token", "admin.allow_unauthenticated",
+	"admin.read_token", "admin.tls_cert", "admin.tls_key",
 	"log", "log.level", "log.format", "log.access_log",
 	"health_check", "health_check.enabled", "health_check.type", "health_check.interval", "health_check.timeout",
 	"health_check.healthy_threshold", "health_check.unhealthy_threshold", "health_check.path",

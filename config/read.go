@@ -67,34 +67,6 @@ type boundListen struct {
 	text string
 }
 
-// TokenEnv names the environment variable that supplies the admin token when
-// the file sets none.
-const TokenEnv = "BALANCE_ADMIN_TOKEN"
-
-func readAdmin(t *table, a *Admin, getenv func(string) string) *boundListen {
-	t.str("listen", &a.Listen)
-	t.str("token", &a.Token)
-	t.boolean("allow_unauthenticated", &a.AllowUnauthenticated)
-	t.finish()
-	if a.Token == "" && getenv != nil {
-		a.Token = getenv(TokenEnv)
-	}
-	if a.Listen == "" {
-		return nil
-	}
-	p := t.path.key("listen")
-	host, port, err := splitAddress(a.Listen, anyPort)
-	if err != nil {
-		t.c.add(p, "%v", err)
-		return nil
-	}
-	if !isLoopback(host) && a.Token == "" && !a.AllowUnauthenticated {
-		t.c.add(p, "%q is not a loopback address: set admin.token (or %s), or allow_unauthenticated = true to serve without auth",
-			a.Listen, TokenEnv)
-	}
-	return &boundListen{addr: newListenAddr(host, port), path: p, text: a.Listen}
-}
-
 func readLog(t *table, l *Log) {
 	t.enum("level", &l.Level, "debug", "info", "warn", "error")
 	t.enum("format", &l.Format, "console", "json")

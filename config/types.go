@@ -21,7 +21,10 @@ type Config struct {
 type Admin struct {
 	Listen               string // "" disables the admin server
 	Token                string // from the file, or BALANCE_ADMIN_TOKEN when the file has none
+	ReadToken            string // read-only access; from the file, or BALANCE_ADMIN_READ_TOKEN
 	AllowUnauthenticated bool
+	TLSCert              string // PEM files; both set (checked to be a usable pair) = HTTPS only
+	TLSKey               string
 }
 
 // Log configures zerolog.
