@@ -41,6 +41,9 @@ type Rejected struct {
 	NoBackend      int64 `json:"no_backend"`      // no eligible backend
 	ConnectFailed  int64 `json:"connect_failed"`  // every connect attempt failed
 	ProxyHeader    int64 `json:"proxy_header"`    // accept_proxy: missing or bad PROXY header
+	NoRoute        int64 `json:"no_route"`        // SNI routing: no service for the client's name (or no ClientHello in time)
+	Denied         int64 `json:"denied"`          // the client's address is in deny, or outside a non-empty allow
+	ClientLimit    int64 `json:"client_limit"`    // max_connections_per_client or connection_rate_per_client
 }
 
 // Reasons lists the rejection reasons with their metric label values.
@@ -56,6 +59,9 @@ func (r Rejected) Reasons() []struct {
 		{"no_backend", r.NoBackend},
 		{"connect_failed", r.ConnectFailed},
 		{"proxy_header", r.ProxyHeader},
+		{"no_route", r.NoRoute},
+		{"denied", r.Denied},
+		{"client_limit", r.ClientLimit},
 	}
 }
 
