@@ -31,11 +31,14 @@ type dnsmasq struct {
 
 func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasq {
 	t.Helper()
-	bin, err := exec.LookPath("dnsmasq")
-	if err != nil {
-		t.Skip("dnsmasq not installed (bash .ci/run installs dnsmasq-base)")
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("dnsmasq not installed: .ci/run installs dnsmasq-base")
+			}
+			t.Skip("dnsmasq not installed (bash .ci/run installs dnsmasq-base)")
+		}
 	}
-	_ = bin
 	d := &dnsmasq{hosts: filepath.Join(t.TempDir(), "hosts"), extra: extra}
 	if err := os.WriteFile(d.hosts, []byte(hosts), 0o644); err != nil {
 		t.Fatal(err)
@@ -57,7 +60,11 @@ func (d *dnsmasq) start(t *testing.T) {
 	args := append([]string{"-k", "--port=" + port, "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts, "--local=/test/", "--user=root", "--group=root",
 		"--pid-file=", "--log-facility=-"}, d.extra...)
-	d.cmd = exec.Command("dnsmasq", args...)
+	bin, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		bin = "/usr/sbin/dnsmasq"
+	}
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting dnsmasq: %v", err)
