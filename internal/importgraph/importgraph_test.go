@@ -1,7 +1,7 @@
 // Package importgraph holds the test that keeps the import graph one-way:
 // cmd wires everything; app joins l4, admin and fleet; admin reads status views
 // only; fleet talks to etcd and knows nothing of HTTP handlers or the data path;
-// l4 owns the data path; health, resilience, balance and proxyproto are leaves
+// l4 owns the data path; health, resilience, balance, proxyproto and sni are leaves
 // that know nothing of HTTP handlers, TCP splicing or the file format.
 package importgraph
 
@@ -21,6 +21,7 @@ var forbidden = map[string][]string{
 	"resilience": {"config", "l4", "admin", "app", "health", "balance", "proxyproto", "web", "status", "net/http", "net", "fleet", "go.etcd.io/etcd/client/v3"},
 	"health":     {"config", "l4", "admin", "app", "resilience", "balance", "proxyproto", "web", "status", "github.com/labstack/echo/v4", "fleet", "go.etcd.io/etcd/client/v3"},
 	"balance":    {"config", "l4", "admin", "app", "health", "resilience", "proxyproto", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
+	"sni":        {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "net", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
 	"proxyproto": {"config", "l4", "admin", "app", "health", "resilience", "balance", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
 	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus", "fleet", "go.etcd.io/etcd/client/v3"},
 	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo", "fleet", "go.etcd.io/etcd/client/v3"},
