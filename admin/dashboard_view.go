@@ -16,6 +16,7 @@ import (
 
 // pageView is the whole page.
 type pageView struct {
+	ReadOnly bool // no reload button; says "read-only" instead
 	Filter   string
 	HtmxURL  string
 	CSSURL   string
@@ -48,6 +49,17 @@ type serviceView struct {
 	Summary       string
 	Spark         template.HTML
 	Backends      []backendView
+	Discovery     []discoveryView
+}
+
+// discoveryView is one discovery source under a service's title.
+type discoveryView struct {
+	Source   string // "dns _pg._tcp.db" or "etcd members"
+	Backends int
+	Good     string // when the last good answer came, "" if none yet
+	Errors   int64
+	Error    string // the last error while the source is failing, else ""
+	Failing  bool
 }
 
 type backendView struct {
@@ -78,6 +90,7 @@ type backendView struct {
 	SinceTitle string
 	Spark      template.HTML
 	Draining   bool
+	ReadOnly   bool // no actions, no weight editor
 	Fleet      *backendFleetView // nil outside a fleet or when nothing to say
 	Diverged   bool
 	Eligible   bool
@@ -102,7 +115,7 @@ type eventView struct {
 	Reason string
 }
 
-func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewView {
+func (s *Server) overview(svcs []status.Service, vw viewer) overviewView {
 	now := s.now()
 	ov := overviewView{Fleet: s.fleetPanel(now), Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
 	var p points
@@ -118,6 +131,19 @@ func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewV
 			Retries:   humanCount(sv.Retries),
 			Backends:  make([]backendView, 0, len(sv.Backends)),
 		}
+		for _, d := range sv.Discovery {
+			dv := discoveryView{Source: d.Type + " " + d.Name, Backends: d.Backends, Errors: d.Errors}
+			if d.Type == "etcd" {
+				dv.Source = "etcd members"
+			}
+			if d.LastSuccess != nil {
+				dv.Good = humanDuration(now.Sub(*d.LastSuccess)) + " ago"
+			}
+			if d.LastErrorTime != nil && (d.LastSuccess == nil || d.LastErrorTime.After(*d.LastSuccess)) {
+				dv.Failing, dv.Error = true, d.LastError
+			}
+			v.Discovery = append(v.Discovery, dv)
+		}
 		var reasons []string
 		for _, r := range sv.Rejected.Reasons() {
 			if r.Count > 0 {
@@ -131,7 +157,7 @@ func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewV
 		var up, eligible, draining, down int
 		for j := range sv.Backends {
 			b := &sv.Backends[j]
-			v.Backends = append(v.Backends, s.backendView(sv.Name, b, open, now, &p))
+			v.Backends = append(v.Backends, s.backendView(sv.Name, b, vw, now, &p))
 			switch b.State {
 			case "healthy":
 				up++
@@ -162,7 +188,7 @@ func (s *Server) overview(svcs []status.Service, open map[string]bool) overviewV
 	return ov
 }
 
-func (s *Server) backendView(svc string, b *status.Backend, open map[string]bool, now time.Time, p *points) backendView {
+func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.Time, p *points) backendView {
 	key := svc + "/" + b.Name
 	v := backendView{
 		Service:  svc,
@@ -181,10 +207,11 @@ func (s *Server) backendView(svc string, b *status.Backend, open map[string]bool
 		BytesIn:  humanBytes(b.BytesIn),
 		BytesOut: humanBytes(b.BytesOut),
 		Draining: b.State == "draining",
+		ReadOnly: vw.readOnly,
 		Fleet:    backendFleet(b),
 		Diverged: b.Diverged != nil && *b.Diverged,
 		Eligible: b.Eligible,
-		Open:     open[key],
+		Open:     vw.open[key],
 	}
 	if b.ErrorRate > 0 {
 		v.ErrorRate = strconv.FormatFloat(b.ErrorRate*100, 'f', 0, 64) + "%"

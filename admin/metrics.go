@@ -36,6 +36,7 @@ type collector struct {
 	connections, active, failures, bytes             *prometheus.Desc
 	eligible, state, checks, circuit, weight         *prometheus.Desc
 	svcActive, svcConnections, retries, acceptErrors *prometheus.Desc
+	discoveryErrors                                  *prometheus.Desc
 	rejected                                         *prometheus.Desc
 }
 
@@ -69,6 +70,8 @@ func newCollector(ctrl Controller, fleet FleetController) *collector {
 			serviceLabels, nil),
 		retries:      d("balance_retries_total", "Connect attempts beyond the first.", serviceLabels, nil),
 		acceptErrors: d("balance_accept_errors_total", "Failed accepts, e.g. out of file descriptors; the accept loop backs off and keeps serving.", serviceLabels, nil),
+		discoveryErrors: d("balance_discovery_errors_total", "Discovery lookups that gave no answer to trust (the backends found before stay), and invalid member values.",
+			[]string{"service", "type"}, nil),
 		rejected: d("balance_rejected_connections_total", "Client connections closed without being served, by reason.",
 			slices.Concat(serviceLabels, []string{"reason"}), nil),
 		fleetConnected: d("balance_fleet_connected", "1 while the fleet store (etcd) is reachable, 0 while this instance serves with the last applied state.",
@@ -87,7 +90,7 @@ func newCollector(ctrl Controller, fleet FleetController) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connections, c.active, c.failures, c.bytes, c.eligible, c.state,
-		c.checks, c.circuit, c.weight, c.svcActive, c.svcConnections, c.retries, c.acceptErrors, c.rejected} {
+		c.checks, c.circuit, c.weight, c.svcActive, c.svcConnections, c.retries, c.acceptErrors, c.rejected, c.discoveryErrors} {
 		ch <- d
 	}
 	if c.fleet != nil {
@@ -112,6 +115,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.acceptErrors, s.AcceptErrors, s.Name)
 		for _, r := range s.Rejected.Reasons() {
 			counter(c.rejected, r.Count, s.Name, r.Reason)
+		}
+		errs := map[string]int64{} // by type: a service may have several sources of one type
+		for _, d := range s.Discovery {
+			errs[d.Type] += d.Errors
+		}
+		for typ, n := range errs {
+			counter(c.discoveryErrors, n, s.Name, typ)
 		}
 		for _, b := range s.Backends {
 			counter(c.connections, b.TotalConnections, s.Name, b.Name)
