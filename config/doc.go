@@ -33,6 +33,14 @@
 //     empty host (every interface); a backend needs a host and a port 1..65535.
 //   - Listen addresses conflict when they could not both be bound: the same
 //     host and port, or a wildcard host on the same port. admin.listen counts.
+//   - Services share a listen address only to route TLS by server name
+//     (edge.go): they write it the same way, with a fixed port; at most one
+//     leaves sni out (the default route); accept_proxy is the same on all (the
+//     PROXY header comes before the ClientHello); a name routes to one of them.
+//     sni = [], allow = [] and deny = [] are the defaults written out.
+//   - An allow/deny prefix with bits set beyond its mask is an error that
+//     shows the masked one; ::ffff:a.b.c.d/n is taken as the IPv4 prefix. A
+//     rate is COUNT/s, COUNT/m or COUNT/h with COUNT 1..1000000.
 //   - Durations are never negative; interval, timeout, window,
 //     circuit_breaker.timeout and timeouts.connect must also be above zero.
 //   - Numbers where a float is expected may be written as integers

@@ -32,6 +32,7 @@ func (c *checker) read(doc map[string]any, getenv func(string) string) *Config {
 
 	names := make(map[string]keyPath)
 	var listens []boundListen
+	var shared sharedListens
 	if adminListen != nil {
 		listens = append(listens, *adminListen)
 	}
@@ -47,15 +48,17 @@ func (c *checker) read(doc map[string]any, getenv func(string) string) *Config {
 		}
 		if listen != nil {
 			for _, other := range listens {
-				if listen.addr.conflicts(other.addr) {
+				if listen.addr.conflicts(other.addr) && !listen.shares(other) {
 					c.add(listen.path, "%q conflicts with %s = %q", listen.text, other.path, other.text)
 					break
 				}
 			}
 			listens = append(listens, *listen)
 		}
+		shared.add(st.path, svc, listen)
 		cfg.Services = append(cfg.Services, svc)
 	}
+	shared.check(c)
 	root.finish()
 	return cfg
 }
@@ -210,6 +213,7 @@ func readService(t *table, hc HealthCheck, res Resilience) (Service, *boundListe
 		}
 	}
 	s.Discovery = readDiscoveries(t)
+	readEdge(t, &s.Edge)
 	t.finish()
 	return s, listen
 }

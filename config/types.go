@@ -103,6 +103,7 @@ type Service struct {
 	Resilience       Resilience
 	Backends         []Backend
 	Discovery        []Discovery // sources of more backends, found while running
+	Edge                         // sni, allow/deny, per-client limits (edge.go)
 }
 
 // Discovery is one [[services.discovery]] source.
