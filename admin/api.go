@@ -66,9 +66,9 @@ func (s *Server) runAction(c echo.Context, origin string, op backendOp) (svc str
 	}
 	by := who(c, origin)
 	if local {
-		b, err = op.local(s.fleet, svc, name, by)
+		b, err = op.local(s.fleet, svc, name, by.String())
 	} else {
-		b, err = op.fleet(s.ctrl, svc, name, by)
+		b, err = op.fleet(s.ctrl, svc, name, by.String())
 	}
 	s.logAction(by, op.name, svc, name, err).Str("scope", scope).Msg("admin action")
 	return svc, b, scope, err
@@ -103,7 +103,7 @@ func (s *Server) runDisconnect(c echo.Context, origin string) (svc, name string,
 		return "", "", 0, err
 	}
 	by := who(c, origin)
-	n, err = s.ctrl.Disconnect(svc, name, by)
+	n, err = s.ctrl.Disconnect(svc, name, by.String())
 	s.logAction(by, "disconnect", svc, name, err).Int("closed", n).Msg("admin action")
 	return svc, name, n, err
 }
@@ -134,9 +134,9 @@ func (s *Server) runSetWeight(c echo.Context, origin string, weight func() (int,
 	}
 	by := who(c, origin)
 	if local {
-		b, err = s.fleet.SetWeightLocal(svc, name, w, by)
+		b, err = s.fleet.SetWeightLocal(svc, name, w, by.String())
 	} else {
-		b, err = s.ctrl.SetWeight(svc, name, w, by)
+		b, err = s.ctrl.SetWeight(svc, name, w, by.String())
 	}
 	s.logAction(by, "set weight", svc, name, err).Int("weight", w).Str("scope", scope).Msg("admin action")
 	return svc, b, w, scope, err
@@ -146,7 +146,7 @@ func (s *Server) runSetWeight(c echo.Context, origin string, weight func() (int,
 // for any failure: the running configuration is untouched either way.
 func (s *Server) reload(c echo.Context) error {
 	by := who(c, "api")
-	r, err := s.ctrl.Reload(by)
+	r, err := s.ctrl.Reload(by.String())
 	s.logAction(by, "reload", "", "", err).Str("summary", r.Summary).Msg("admin action")
 	if err != nil {
 		return c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
@@ -176,15 +176,31 @@ func backendParams(c echo.Context) (svc, backend string, err error) {
 	return svc, backend, nil
 }
 
-// who says who made a request, for the log and the controller's events:
-// "api 127.0.0.1:51234", or "dashboard alice@127.0.0.1:51234" when the browser
-// sent a Basic auth user name (which is not verified; only the token is).
-func who(c echo.Context, via string) string {
-	addr := c.Request().RemoteAddr
-	if user, ok := c.Get(ctxUser).(string); ok && user != "" {
-		return via + " " + user + "@" + addr
+// actor is who asked for a change, for the log and the controller's events:
+// through which door (the API or the dashboard), with which kind of token
+// ("token", "read" or "none"; see role) and from which address. A Basic auth
+// user name is shown too, but it is not verified: only the token is.
+type actor struct {
+	via  string // "api" | "dashboard"
+	kind string
+	user string
+	addr string
+}
+
+func who(c echo.Context, via string) actor {
+	user, _ := c.Get(ctxUser).(string)
+	return actor{via: via, kind: roleOf(c).kind(), user: user, addr: c.Request().RemoteAddr}
+}
+
+// String is the "by" given to the controller, which puts it in the
+// backend's events: "api 127.0.0.1:51234 (token)", or
+// "dashboard alice@127.0.0.1:51234 (token)" with a Basic user name.
+func (a actor) String() string {
+	from := a.addr
+	if a.user != "" {
+		from = a.user + "@" + from
 	}
-	return via + " " + addr
+	return a.via + " " + from + " (" + a.kind + ")"
 }
 
 func normaliseService(s *status.Service) {

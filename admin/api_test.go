@@ -149,10 +149,10 @@ func TestDrainUndrainIdempotent(t *testing.T) {
 		t.Fatalf("undrained unhealthy backend is %q", b.State)
 	}
 	calls := f.ctrl.Calls()
-	if len(calls) != 6 || calls[0].Method != "Drain" || calls[0].By != "api 192.0.2.7:40000" {
+	if len(calls) != 6 || calls[0].Method != "Drain" || calls[0].By != "api 192.0.2.7:40000 (none)" {
 		t.Fatalf("calls = %+v", calls)
 	}
-	if !strings.Contains(f.logs.String(), `"action":"drain"`) || !strings.Contains(f.logs.String(), `"by":"api 192.0.2.7:40000"`) {
+	if !strings.Contains(f.logs.String(), `"action":"drain"`) || !strings.Contains(f.logs.String(), `"by":"api 192.0.2.7:40000 (none)","token":"none","remote":"192.0.2.7:40000"`) {
 		t.Fatalf("drain not logged with who: %s", f.logs)
 	}
 }
@@ -286,7 +286,7 @@ func TestReload(t *testing.T) {
 	if !strings.Contains(msg, "permission denied") {
 		t.Fatalf("error = %q", msg)
 	}
-	if calls := f.ctrl.Calls(); len(calls) != 3 || calls[2].By != "api 192.0.2.7:40000" {
+	if calls := f.ctrl.Calls(); len(calls) != 3 || calls[2].By != "api 192.0.2.7:40000 (none)" {
 		t.Fatalf("calls = %+v", calls)
 	}
 }

@@ -151,7 +151,7 @@ func TestNoTokenConfigured(t *testing.T) {
 func TestBasicUserNamedInActions(t *testing.T) {
 	f := newFixture(t, testToken)
 	wantJSON[status.Backend](t, f.request("POST", "/api/v1/services/web/backends/a/drain", "", basic("alice", testToken)), http.StatusOK)
-	if calls := f.ctrl.Calls(); len(calls) != 1 || calls[0].By != "api alice@192.0.2.7:40000" {
+	if calls := f.ctrl.Calls(); len(calls) != 1 || calls[0].By != "api alice@192.0.2.7:40000 (token)" {
 		t.Fatalf("calls = %+v", calls)
 	}
 }

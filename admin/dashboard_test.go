@@ -73,7 +73,7 @@ func TestDashboardFragmentsAndActions(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), `<tbody class="backend ineligible" data-key="web/a" data-state="draining"`) {
 		t.Fatalf("UI drain = %d %s", rec.Code, rec.Body)
 	}
-	if calls := f.ctrl.Calls(); len(calls) != 1 || calls[0].By != "dashboard 192.0.2.7:40000" {
+	if calls := f.ctrl.Calls(); len(calls) != 1 || calls[0].By != "dashboard 192.0.2.7:40000 (none)" {
 		t.Fatalf("calls = %+v", calls)
 	}
 	rec = f.request("POST", "/ui/services/web/backends/a/undrain", "")

@@ -206,7 +206,7 @@ func TestFleetUnavailable(t *testing.T) {
 	if !strings.Contains(f.logs.String(), `"scope":"local"`) {
 		t.Fatalf("the action log lacks the scope:\n%s", f.logs)
 	}
-	if !strings.Contains(f.logs.String(), `"error":"fleet store unreachable: `+storeDown+`","by":"dashboard 192.0.2.7:40000","action":"set weight"`) {
+	if !strings.Contains(f.logs.String(), `"error":"fleet store unreachable: `+storeDown+`","by":"dashboard 192.0.2.7:40000 (none)","token":"none","remote":"192.0.2.7:40000","action":"set weight"`) {
 		t.Fatalf("the refused changes are not logged:\n%s", f.logs)
 	}
 }

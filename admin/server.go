@@ -2,12 +2,14 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,6 +21,7 @@ import (
 type Options struct {
 	Listen      string // host:port
 	Token       string // "" = no auth (the config layer guarantees loopback then)
+	ReadToken   string // read-only access (SPEC §9); needs Token
 	Log         zerolog.Logger
 	Controller  Controller
 	Now         func() time.Time // nil = time.Now (for the sparkline sampler and "time since")
@@ -27,6 +30,10 @@ type Options struct {
 	// RequestTimeout bounds one request's handling; past it the client gets a
 	// JSON 503 and the connection is free again. 0 = 10s.
 	RequestTimeout time.Duration
+
+	// Certificate, when set, makes the server HTTPS only. SetCertificate
+	// replaces it while serving; nil = plain HTTP until a restart.
+	Certificate *tls.Certificate
 }
 
 // Defaults of Options and of the HTTP server.
@@ -53,6 +60,7 @@ type Server struct {
 	metrics *prometheus.Registry
 	handler http.Handler
 	http    *http.Server
+	cert    atomic.Pointer[tls.Certificate] // served over TLS; nil for plain HTTP
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -72,12 +80,15 @@ func New(o Options) (*Server, error) {
 	if o.SampleEvery < 0 || o.RequestTimeout < 0 {
 		return nil, errors.New("admin: creating server: SampleEvery and RequestTimeout must not be negative")
 	}
+	if o.ReadToken != "" && (o.Token == "" || o.ReadToken == o.Token) {
+		return nil, errors.New("admin: creating server: a ReadToken needs a Token, and must differ from it")
+	}
 	s := &Server{
 		log:   o.Log.With().Str("component", "admin").Logger(),
 		ctrl:  o.Controller,
 		now:   o.Now,
 		every: o.SampleEvery,
-		auth:  newTokenAuth(o.Token),
+		auth:  newTokenAuth(o.Token, o.ReadToken),
 		stop:  make(chan struct{}),
 	}
 	s.fleet, _ = o.Controller.(FleetController)
@@ -115,6 +126,13 @@ func New(o Options) (*Server, error) {
 		WriteTimeout:      timeout + 5*time.Second,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          serverLog(s.log),
+	}
+	if o.Certificate != nil {
+		s.http.TLSConfig = s.tlsConfig()
+		if err := s.SetCertificate(o.Certificate); err != nil {
+			return nil, fmt.Errorf("admin: creating server: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -145,7 +163,11 @@ func (s *Server) Start() error {
 	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.TLS() {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") } // GetCertificate supplies it
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("admin server stopped")
 		}
 	}()
@@ -153,7 +175,8 @@ func (s *Server) Start() error {
 		defer s.done.Done()
 		s.history.run(s.stop, s.now, s.ctrl.Services)
 	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Bool("auth", s.auth.set).Msg("admin server listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("auth", s.auth.fullSet).Bool("read_only_token", s.auth.readSet).
+		Bool("tls", s.TLS()).Msg("admin server listening")
 	return nil
 }
 

@@ -16,18 +16,19 @@ const module = "github.com/balancel4/balance-l4"
 // forbidden lists, for each package, the project packages (and a few outside
 // ones) it must not depend on, directly or transitively.
 var forbidden = map[string][]string{
-	"status":     {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "fleet", "go.etcd.io/etcd/client/v3"},
-	"config":     {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "fleet", "go.etcd.io/etcd/client/v3"},
-	"resilience": {"config", "l4", "admin", "app", "health", "balance", "proxyproto", "web", "status", "net/http", "net", "fleet", "go.etcd.io/etcd/client/v3"},
-	"health":     {"config", "l4", "admin", "app", "resilience", "balance", "proxyproto", "web", "status", "github.com/labstack/echo/v4", "fleet", "go.etcd.io/etcd/client/v3"},
-	"balance":    {"config", "l4", "admin", "app", "health", "resilience", "proxyproto", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
+	"status":     {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"config":     {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"resilience": {"config", "l4", "admin", "app", "health", "balance", "proxyproto", "web", "status", "net/http", "net", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"health":     {"config", "l4", "admin", "app", "resilience", "balance", "proxyproto", "web", "status", "github.com/labstack/echo/v4", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"balance":    {"config", "l4", "admin", "app", "health", "resilience", "proxyproto", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
 	"sni":        {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "net", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
-	"proxyproto": {"config", "l4", "admin", "app", "health", "resilience", "balance", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3"},
-	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus", "fleet", "go.etcd.io/etcd/client/v3"},
-	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo", "fleet", "go.etcd.io/etcd/client/v3"},
-	"web":        {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "admin", "status", "fleet", "go.etcd.io/etcd/client/v3"},
+	"proxyproto": {"config", "l4", "admin", "app", "health", "resilience", "balance", "web", "status", "net/http", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"l4":         {"admin", "app", "web", "demo", "github.com/labstack/echo/v4", "github.com/prometheus/client_golang/prometheus", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"admin":      {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "demo", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
+	"web":        {"l4", "app", "config", "health", "resilience", "balance", "proxyproto", "admin", "status", "fleet", "go.etcd.io/etcd/client/v3", "discovery"},
 	"app":        {"demo"},
-	"fleet":      {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4"},
+	"fleet":      {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4", "discovery"},
+	"discovery":  {"l4", "admin", "app", "fleet", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4", "go.etcd.io/etcd/client/v3"},
 	"demo":       {"l4", "app", "admin", "config", "health", "resilience", "balance", "proxyproto", "web", "status"},
 }
 
