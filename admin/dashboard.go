@@ -37,13 +37,14 @@ func (s *Server) dashboard(c echo.Context) error {
 		CSSURL:   s.assets.url("dashboard.css"),
 		JSURL:    s.assets.url("dashboard.js"),
 		IconURL:  s.assets.url("favicon.svg"),
-		Overview: s.overview(s.ctrl.Services(), openSet(c)),
+		ReadOnly: roleOf(c) == roleRead,
+		Overview: s.overview(s.ctrl.Services(), viewerOf(c)),
 	}
 	return s.render(c, http.StatusOK, "page", v)
 }
 
 func (s *Server) uiServices(c echo.Context) error {
-	return s.render(c, http.StatusOK, "overview", s.overview(s.ctrl.Services(), openSet(c)))
+	return s.render(c, http.StatusOK, "overview", s.overview(s.ctrl.Services(), viewerOf(c)))
 }
 
 func (s *Server) uiBackend(c echo.Context) error {
@@ -124,7 +125,7 @@ type reloadView struct {
 
 func (s *Server) uiReload(c echo.Context) error {
 	by := who(c, "dashboard")
-	r, err := s.ctrl.Reload(by)
+	r, err := s.ctrl.Reload(by.String())
 	s.logAction(by, "reload", "", "", err).Str("summary", r.Summary).Msg("admin action")
 	if err != nil {
 		return s.render(c, http.StatusBadRequest, "reload", reloadView{
@@ -152,9 +153,8 @@ func (s *Server) uiReload(c echo.Context) error {
 }
 
 func (s *Server) renderBackend(c echo.Context, svc string, b status.Backend) error {
-	open := openSet(c)
 	var p points
-	v := s.backendView(svc, &b, open, s.now(), &p)
+	v := s.backendView(svc, &b, viewerOf(c), s.now(), &p)
 	return s.render(c, http.StatusOK, "backend", v)
 }
 
@@ -184,6 +184,18 @@ func (s *Server) render(c echo.Context, code int, name string, data any) error {
 // toast asks the page to show a short message (dashboard.js listens).
 func toast(c echo.Context, msg string) {
 	c.Response().Header().Set("HX-Trigger", `{"balance:toast":`+strconv.Quote(msg)+`}`)
+}
+
+// viewer is what a page depends on besides the data: which event histories
+// the page has open, and whether the viewer may act (a read-only token sees
+// no action control and no weight editor: they are not rendered at all).
+type viewer struct {
+	open     map[string]bool
+	readOnly bool
+}
+
+func viewerOf(c echo.Context) viewer {
+	return viewer{open: openSet(c), readOnly: roleOf(c) == roleRead}
 }
 
 // openSet reads the "open" parameters (query and form) the page sends.
