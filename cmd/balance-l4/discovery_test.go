@@ -251,7 +251,7 @@ resolver = %q
 interval = "100ms"
 hold = "1500ms"
 `, admin, listen, port, dm.addr))
-	startProcess(t, "-config", cfg)
+	proc := startProcess(t, "-config", cfg)
 	waitListening(t, admin)
 	b := func(ip string) string { return ip + ":" + port }
 
@@ -270,6 +270,22 @@ hold = "1500ms"
 	if es[2].count.Load() == 0 {
 		t.Fatal("the added backend took no traffic")
 	}
+
+	// A reload with the discovery block unchanged keeps the discovered
+	// backends and their state (here a drain).
+	if code := postJSON(admin, "/api/v1/services/echo/backends/"+b("127.0.0.3")+"/drain", ""); code != 200 {
+		t.Fatalf("draining a discovered backend: %d", code)
+	}
+	proc.signal(t, syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { return strings.Contains(proc.stderr(), "configuration reloaded") })
+	var drained struct{ State string }
+	if getJSON(admin, "/api/v1/services/echo/backends/"+b("127.0.0.3"), &drained); drained.State != "draining" {
+		t.Fatalf("after a reload the discovered backend is %q, want draining", drained.State)
+	}
+	if got := backendNames(service(t, admin)); len(got) != 3 {
+		t.Fatalf("a reload changed the discovered set: %v", got)
+	}
+	postJSON(admin, "/api/v1/services/echo/backends/"+b("127.0.0.3")+"/undrain", "")
 
 	// Scale down with a connection established on the leaving backend.
 	var held net.Conn
@@ -420,6 +436,23 @@ weight = 2
 		return slices.Equal(eligibleNames(service(t, admin)), []string{"e1", "e2"})
 	})
 	exchange(t, listen, 5)
+
+	// A member is a backend like any other: the fleet's drain applies to it,
+	// and to it again when it comes back.
+	if code := postJSON(admin, "/api/v1/services/echo/backends/e2/drain", ""); code != 200 {
+		t.Fatalf("draining member e2: %d", code)
+	}
+	if _, err := cli.Delete(ctx, "/balance-l4/m/members/echo/e2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "e2 gone with its key", func() bool { return !slices.Contains(backendNames(service(t, admin)), "e2") })
+	put("e2", fmt.Sprintf(`{"address": %q, "weight": 7}`, e2.Addr()))
+	waitFor(t, "e2 back, still drained by the fleet", func() bool {
+		var b struct{ State string }
+		return getJSON(admin, "/api/v1/services/echo/backends/e2", &b) == 200 && b.State == "draining"
+	})
+	postJSON(admin, "/api/v1/services/echo/backends/e2/undrain", "")
+	waitFor(t, "e2 eligible again", func() bool { return slices.Contains(eligibleNames(service(t, admin)), "e2") })
 
 	// The lease goes (the member died): so does the backend.
 	if _, err := cli.Revoke(ctx, lease.ID); err != nil {
