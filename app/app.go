@@ -72,7 +72,7 @@ func Start(o Options) (*App, error) {
 		cfg:     o.Config,
 		version: o.Version,
 	}
-	a.digest.Store(configDigest(o.ConfigPath))
+	a.digest.Store(configDigest(o.Config))
 	// Restore drain flags and weights before the first connection can arrive, so a
 	// drained backend never takes traffic after a restart.
 	var saved stateFile
@@ -190,7 +190,7 @@ func (a *App) Reload(by string) (status.Reload, error) {
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
-	a.digest.Store(configDigest(a.path))
+	a.digest.Store(configDigest(cfg))
 	a.syncDiscovery(cfg)
 	if a.fleet != nil {
 		a.applyFleet(nil, true) // added backends take the fleet's state

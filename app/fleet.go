@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -285,13 +286,22 @@ func advertise(configured, adminListen string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// configDigest identifies a configuration file's content, so the dashboard
-// can show instances that run a different one.
-func configDigest(path string) string {
-	if path == "" {
-		return ""
+// configDigest identifies what an instance serves, so the dashboard can
+// show instances that serve something else: a SHA-256 of the effective
+// services (backends, checks, resilience, discovery, every default filled
+// in) and the fleet's name. What is naturally per instance is left out:
+// listen addresses, [admin], [log], the state file and the instance's id, so
+// instances with the same services agree even when their files differ there.
+func configDigest(cfg *config.Config) string {
+	svcs := make([]config.Service, len(cfg.Services))
+	copy(svcs, cfg.Services)
+	for i := range svcs {
+		svcs[i].Listen = ""
 	}
-	data, err := os.ReadFile(path)
+	data, err := json.Marshal(struct {
+		Fleet    string
+		Services []config.Service
+	}{cfg.Fleet.Name, svcs})
 	if err != nil {
 		return ""
 	}
