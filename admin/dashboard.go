@@ -178,7 +178,7 @@ func (s *Server) render(c echo.Context, code int, name string, data any) error {
 	if err := s.pages.ExecuteTemplate(buf, name, data); err != nil {
 		return fmt.Errorf("rendering %s: %w", name, err)
 	}
-	return writeHTML(c, code, buf.Bytes())
+	return c.HTMLBlob(code, buf.Bytes())
 }
 
 // toast asks the page to show a short message (dashboard.js listens).

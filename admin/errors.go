@@ -40,10 +40,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 
 func (s *Server) classify(err error, c echo.Context) (int, string) {
 	var he *echo.HTTPError
-	var maxErr *http.MaxBytesError
 	switch {
-	case errors.As(err, &maxErr):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxErr.Limit)
 	case errors.Is(err, status.ErrNotFound):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, status.ErrInvalid):
@@ -52,6 +49,8 @@ func (s *Server) classify(err error, c echo.Context) (int, string) {
 		return http.StatusServiceUnavailable, err.Error()
 	case errors.As(err, &he):
 		switch he.Code {
+		case http.StatusRequestEntityTooLarge: // from Echo's BodyLimit
+			return he.Code, fmt.Sprintf("request body larger than %d bytes", maxBody)
 		case http.StatusNotFound:
 			return he.Code, fmt.Sprintf("no route %s %s", c.Request().Method, c.Request().URL.Path)
 		case http.StatusMethodNotAllowed:
@@ -68,6 +67,12 @@ func (s *Server) classify(err error, c echo.Context) (int, string) {
 	}
 	s.log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Msg("admin request failed")
 	return http.StatusInternalServerError, "internal error"
+}
+
+// tooLarge reports whether err is Echo's BodyLimit refusing a body.
+func tooLarge(err error) bool {
+	var he *echo.HTTPError
+	return errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge
 }
 
 // httpError is a client error with its status, for handlers.

@@ -1,21 +1,31 @@
 package admin
 
 import (
+	"compress/gzip"
 	"errors"
-	"fmt"
 	"net/http"
-	"runtime/debug"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // routes registers SPEC §4's API, the metrics, the dashboard and its assets.
-// Middleware order: panic recovery, security headers, body cap, token, cross-site.
-// Echo runs them for unknown routes and wrong methods too, so those need the
-// token like everything else and answer 404/405 in JSON.
+// Middleware order: panic recovery, security headers, no caching, body cap,
+// token and role, cross-site, gzip. Echo runs them for unknown routes and
+// wrong methods too, so those need the token like everything else and answer
+// 404/405 in JSON. The request time limit wraps all of Echo (timeout.go).
 func (s *Server) routes(e *echo.Echo) {
-	e.Use(s.recoverPanic, securityHeaders, limitBody, s.auth.middleware(s), crossSite(s))
+	e.Use(
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
+		middleware.SecureWithConfig(securityHeaders),
+		noStore,
+		middleware.BodyLimit(strconv.Itoa(maxBody)),
+		s.auth.middleware(s),
+		crossSite(s),
+		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed, MinLength: gzipMin, Skipper: skipGzip}),
+	)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
@@ -48,35 +58,38 @@ func (s *Server) routes(e *echo.Echo) {
 
 // securityHeaders keeps the dashboard out of frames, stops MIME sniffing and
 // allows scripts and styles only from this server (htmx runs with allowEval
-// off, so no 'unsafe-eval' is needed). Responses are not cached, except the
-// static assets, which revalidate by ETag.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+// off, so no 'unsafe-eval' is needed). No X-XSS-Protection (Echo's default
+// sets one): browsers dropped the filter, and where it remains it can be
+// abused; the CSP is the protection. No HSTS: it would bind every port of the
+// host name to HTTPS, not only this one.
+var securityHeaders = middleware.SecureConfig{
+	ContentTypeNosniff: "nosniff",
+	XFrameOptions:      "DENY",
+	ReferrerPolicy:     "no-referrer",
+	ContentSecurityPolicy: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+// noStore keeps responses out of caches (Echo's Secure sets no
+// Cache-Control); the static assets set their own, revalidated by ETag.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
+		c.Response().Header().Set("Cache-Control", "no-store")
 		return next(c)
 	}
 }
 
-// recoverPanic turns a handler's panic into a logged 500 instead of a dropped
-// connection.
-func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).
-					Str("path", c.Request().URL.Path).Msg("admin handler panicked")
-				err = errors.New("admin: handler panicked")
-			}
-		}()
-		return next(c)
-	}
+// maxBody caps every request body; the largest legitimate one is a weight
+// form. Echo's BodyLimit refuses a larger Content-Length at once and fails
+// the read past the cap of a chunked body, both with a 413 (errors.go words it).
+const maxBody = 64 << 10
+
+// logPanic logs a handler's panic with its stack and hands the error handler
+// a plain error, so the client gets a 500 that says nothing of the cause.
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error().Str("panic", err.Error()).Bytes("stack", stack).
+		Str("method", c.Request().Method).Str("path", c.Request().URL.Path).Msg("admin handler panicked")
+	return errHandlerPanicked
 }
+
+var errHandlerPanicked = errors.New("admin: handler panicked")

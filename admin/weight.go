@@ -29,8 +29,7 @@ func decodeWeight(body io.Reader) (int, error) {
 		return 0, weightBodyError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
+		if tooLarge(err) {
 			return 0, err
 		}
 		return 0, httpError(http.StatusBadRequest, `trailing data after the JSON object: want exactly {"weight": N}`)
@@ -56,12 +55,11 @@ func parseWeight(s string) (int, error) {
 
 func weightBodyError(err error) error {
 	var (
-		maxErr    *http.MaxBytesError
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &maxErr):
+	case tooLarge(err):
 		return err
 	case errors.Is(err, io.EOF):
 		return httpError(http.StatusBadRequest, `empty body: want {"weight": N}`)
