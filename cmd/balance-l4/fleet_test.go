@@ -339,9 +339,11 @@ func TestFleetFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	lost := time.Now()
 	for _, n := range nodes {
 		waitFor(t, n.id+" seeing etcd unreachable", func() bool { return !n.fleet(t).Connected })
 	}
+	t.Logf("quorum lost: every instance knew within %v", time.Since(lost).Round(time.Millisecond))
 	// Traffic flows on every instance with no error.
 	for _, n := range nodes {
 		for i := range 20 {
@@ -351,7 +353,9 @@ func TestFleetFaults(t *testing.T) {
 		}
 	}
 	// Writes answer 503 at once and change nothing.
+	refused := time.Now()
 	code, msg := a.act(t, "POST", "b2/drain", "")
+	t.Logf("a drain without quorum answered %d in %v", code, time.Since(refused).Round(time.Microsecond))
 	if code != 503 || !strings.Contains(msg, "fleet store unreachable") {
 		t.Fatalf("drain without quorum: status %d %q, want 503 fleet store unreachable", code, msg)
 	}
@@ -395,10 +399,12 @@ func TestFleetFaults(t *testing.T) {
 		}
 	}
 	c.WaitHealthy(t)
+	back := time.Now()
 	for _, n := range nodes {
 		waitFor(t, n.id+" reconnected", func() bool { return n.fleet(t).Connected })
 	}
 	waitFor(t, "all three in the registry again", func() bool { return len(a.fleet(t).Instances) == 3 })
+	t.Logf("quorum back: every instance connected and registered %v later", time.Since(back).Round(time.Millisecond))
 	if got := a.backend(t, "b2"); got.State != "draining" || !*got.Diverged {
 		t.Fatalf("after recovery b2 on a = %+v; want still draining and diverged", got)
 	}
