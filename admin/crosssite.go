@@ -14,7 +14,9 @@ import (
 // token explicitly. GET, HEAD and OPTIONS never change state and always pass.
 //
 // The rules are net/http's CrossOriginProtection (Go 1.25), used here so the
-// refusal is a JSON 403 like every other error.
+// refusal is a JSON 403 like every other error. Not Echo's CSRF middleware:
+// it wants a token round-tripped through a cookie and every form, which API
+// clients do not have, and answers 400 where SPEC §4 says 403.
 func crossSite(s *Server) echo.MiddlewareFunc {
 	cop := http.NewCrossOriginProtection()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -33,6 +33,13 @@ type fixture struct {
 
 func newFixture(t testing.TB, token string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, Options{Token: token})
+}
+
+// newFixtureWith is newFixture with more options (tokens, a certificate);
+// Listen, Log, Controller and Now are filled in.
+func newFixtureWith(t testing.TB, o Options) *fixture {
+	t.Helper()
 	clk := newClock()
 	ctrl := admintest.New(clk.Now)
 	mustAdd(t, ctrl, status.Service{
@@ -49,13 +56,8 @@ func newFixture(t testing.TB, token string) *fixture {
 		Backends: []status.Backend{{Name: "pg1", Address: "10.0.0.11:5432", Weight: 1}},
 	})
 	logs := &syncBuffer{}
-	srv, err := New(Options{
-		Listen:     "127.0.0.1:0",
-		Token:      token,
-		Log:        zerolog.New(logs),
-		Controller: ctrl,
-		Now:        clk.Now,
-	})
+	o.Listen, o.Log, o.Controller, o.Now = "127.0.0.1:0", zerolog.New(logs), ctrl, clk.Now
+	srv, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

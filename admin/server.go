@@ -130,7 +130,7 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Certificate != nil {
 		s.http.TLSConfig = s.tlsConfig()
-		if err := s.SetCertificate(o.Certificate); err != nil {
+		if _, err := s.SetCertificate(o.Certificate); err != nil {
 			return nil, fmt.Errorf("admin: creating server: %w", err)
 		}
 	}

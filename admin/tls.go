@@ -30,20 +30,22 @@ func (s *Server) tlsConfig() *tls.Config {
 func (s *Server) TLS() bool { return s.http.TLSConfig != nil }
 
 // SetCertificate replaces the certificate served from the next TLS handshake
-// on. It fails, changing nothing, when the server serves plain HTTP (the
-// scheme is chosen at New) or cert is nil.
-func (s *Server) SetCertificate(cert *tls.Certificate) error {
+// on; changed says whether it differs from the one before. It fails,
+// changing nothing, when the server serves plain HTTP (the scheme is chosen
+// at New) or cert is nil.
+func (s *Server) SetCertificate(cert *tls.Certificate) (changed bool, err error) {
 	if !s.TLS() {
-		return errors.New("admin: serving plain HTTP: a certificate needs a restart to take effect")
+		return false, errors.New("admin: serving plain HTTP: a certificate needs a restart to take effect")
 	}
 	if cert == nil || len(cert.Certificate) == 0 {
-		return errors.New("admin: no certificate")
+		return false, errors.New("admin: no certificate")
 	}
 	old := s.cert.Swap(cert)
-	if old == nil || !bytes.Equal(old.Certificate[0], cert.Certificate[0]) {
+	changed = old == nil || !bytes.Equal(old.Certificate[0], cert.Certificate[0])
+	if changed {
 		s.logCertificate(cert)
 	}
-	return nil
+	return changed, nil
 }
 
 // logCertificate says which certificate is now served, and warns when it has
