@@ -118,12 +118,18 @@ func Start(o Options) (*App, error) {
 	a.syncDiscovery(o.Config)
 
 	if o.Config.Admin.Listen != "" {
-		srv, err := admin.New(admin.Options{
-			Listen:     o.Config.Admin.Listen,
-			Token:      o.Config.Admin.Token,
-			Log:        o.Log,
-			Controller: a,
-		})
+		cert, err := adminCertificate(o.Config.Admin)
+		var srv *admin.Server
+		if err == nil {
+			srv, err = admin.New(admin.Options{
+				Listen:      o.Config.Admin.Listen,
+				Token:       o.Config.Admin.Token,
+				ReadToken:   o.Config.Admin.ReadToken,
+				Certificate: cert,
+				Log:         o.Log,
+				Controller:  a,
+			})
+		}
 		if err == nil {
 			err = srv.Start()
 		}
@@ -133,9 +139,7 @@ func Start(o Options) (*App, error) {
 			return nil, fmt.Errorf("starting admin server: %w", err)
 		}
 		a.admin = srv
-		if o.Config.Admin.Token == "" && o.Config.Admin.AllowUnauthenticated {
-			a.log.Warn().Str("listen", o.Config.Admin.Listen).Msg("admin server has no token: anyone who can reach it can drain backends")
-		}
+		warnAdminExposure(o.Config.Admin, a.log)
 	}
 	return a, nil
 }
@@ -167,13 +171,21 @@ func (a *App) Reload(by string) (status.Reload, error) {
 		return status.Reload{}, invalidError{err}
 	}
 	old := a.Config()
+	cert, err := a.reloadCertificate(cfg.Admin)
+	if err != nil {
+		log.Error().Err(err).Msg("reload rejected: the admin certificate cannot be loaded; running configuration unchanged")
+		return status.Reload{}, invalidError{err}
+	}
 	rl, err := a.Runtime.Apply(cfg)
 	if err != nil {
 		log.Error().Err(err).Msg("reload rejected; running configuration unchanged")
 		return status.Reload{}, invalidError{err}
 	}
-	if old.Admin != cfg.Admin {
-		note := "admin settings changed; they take effect at the next restart"
+	if note := a.swapCertificate(cert, log); note != "" {
+		rl.Summary = joinSummary(rl.Summary, note)
+	}
+	if adminNeedsRestart(old.Admin, cfg.Admin) {
+		note := "admin settings changed; they take effect at the next restart (a new certificate does not wait)"
 		log.Warn().Msg(note)
 		rl.Summary = joinSummary(rl.Summary, note)
 	}

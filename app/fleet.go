@@ -31,7 +31,7 @@ func (a *App) startFleet(cfg *config.Config, saved *fleet.Saved) (l4.OperatorSta
 		id = defaultInstanceID(cfg.Admin.Listen)
 	}
 	f, err := fleet.New(fleet.Options{
-		Config: fc, ID: id, Admin: advertise(fc.Advertise, cfg.Admin.Listen), Version: a.version,
+		Config: fc, ID: id, Admin: advertise(fc.Advertise, cfg.Admin), Version: a.version,
 		Log: a.log, Saved: saved,
 		Hooks: fleet.Hooks{Changed: a.applyFleet, Report: a.report, Members: a.membersChanged},
 	})
@@ -269,12 +269,13 @@ func defaultInstanceID(adminListen string) string {
 }
 
 // advertise is the admin URL others should use: the configured one, or one
-// made from admin.listen (the hostname when it listens on every address).
-func advertise(configured, adminListen string) string {
-	if configured != "" || adminListen == "" {
+// made from admin.listen (the hostname when it listens on every address),
+// https:// when the admin server serves TLS.
+func advertise(configured string, adm config.Admin) string {
+	if configured != "" || adm.Listen == "" {
 		return configured
 	}
-	host, port, err := net.SplitHostPort(adminListen)
+	host, port, err := net.SplitHostPort(adm.Listen)
 	if err != nil {
 		return ""
 	}
@@ -283,7 +284,11 @@ func advertise(configured, adminListen string) string {
 			host = h
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if adm.TLS() {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // configDigest identifies what an instance serves, so the dashboard can
