@@ -1,7 +1,8 @@
 // Package importgraph holds the test that keeps the import graph one-way:
 // cmd wires everything; app joins l4, admin and fleet; admin reads status views
 // only; fleet talks to etcd and knows nothing of HTTP handlers or the data path;
-// l4 owns the data path; health, resilience, balance, proxyproto and sni are leaves
+// l4 owns the data path; upgrade hands sockets to a new process and knows
+// none of them; health, resilience, balance, proxyproto and sni are leaves
 // that know nothing of HTTP handlers, TCP splicing or the file format.
 package importgraph
 
@@ -30,6 +31,7 @@ var forbidden = map[string][]string{
 	"fleet":      {"l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4", "discovery"},
 	"discovery":  {"l4", "admin", "app", "fleet", "health", "resilience", "balance", "proxyproto", "web", "demo", "github.com/labstack/echo/v4", "go.etcd.io/etcd/client/v3"},
 	"demo":       {"l4", "app", "admin", "config", "health", "resilience", "balance", "proxyproto", "web", "status"},
+	"upgrade":    {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "fleet", "demo", "github.com/labstack/echo/v4", "go.etcd.io/etcd/client/v3"},
 }
 
 func TestImportGraphIsOneWay(t *testing.T) {
