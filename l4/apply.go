@@ -205,7 +205,7 @@ func (r *Runtime) openListeners(cfg *config.Config) (*listenerPlan, error) {
 			p.handedOff[a] = true
 			continue
 		}
-		ln, err := listen(sc.Listen)
+		ln, err := r.openListener(sc.Listen)
 		if err != nil {
 			for _, l := range p.opened {
 				_ = l.Close()
@@ -360,18 +360,32 @@ func (s *service) allBackendsLocked() []*backend {
 	return append(out, s.removed...)
 }
 
-// listen opens a service's listener. Multipath TCP is turned off: splice
-// and the kernel counters the idle timeout reads need plain TCP sockets.
-// Accepted sockets get no TCP keep-alive (as HAProxy's default): the idle
-// timeout reaps dead clients, and it saves four system calls per connection.
-func listen(addr string) (*net.TCPListener, error) {
-	lc := net.ListenConfig{KeepAlive: -1}
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+// openListener opens a service's listener with Options.Listen. The error
+// names the address and the OS error.
+func (r *Runtime) openListener(addr string) (*net.TCPListener, error) {
+	ln, err := r.listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, unwrapOpError(err))
 	}
-	return ln.(*net.TCPListener), nil
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		_ = ln.Close()
+		return nil, fmt.Errorf("listening on %s: %T is not a TCP listener", addr, ln)
+	}
+	return tl, nil
+}
+
+// Listen opens a listener as the runtime does by default. Multipath TCP is
+// turned off: splice and the kernel counters the idle timeout reads need
+// plain TCP sockets. Accepted sockets get no TCP keep-alive (as HAProxy's
+// default): the idle timeout reaps dead clients, and it saves four system
+// calls per connection. (A listener inherited from another process, made with
+// net.FileListener, cannot carry that setting: its connections get Go's
+// default keep-alive.)
+func Listen(network, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	lc.SetMultipathTCP(false)
+	return lc.Listen(context.Background(), network, addr)
 }
 
 // unwrapOpError keeps the OS error of a *net.OpError, whose own text would

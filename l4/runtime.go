@@ -18,6 +18,12 @@ type Options struct {
 	Log  zerolog.Logger
 	Now  func() time.Time // nil means time.Now
 	Rand func() uint64    // nil means math/rand/v2's Uint64
+
+	// Listen opens a service's listener ("tcp", the configured address);
+	// nil means the package's Listen. An upgrade sets it to take the
+	// listeners the old process handed over. It must return a
+	// *net.TCPListener.
+	Listen func(network, addr string) (net.Listener, error)
 }
 
 // ErrShutdown is returned by Apply after Shutdown.
@@ -25,9 +31,10 @@ var ErrShutdown = errors.New("l4: runtime is shut down")
 
 // Runtime owns every service, its listener, backends and health checks.
 type Runtime struct {
-	log  zerolog.Logger
-	now  func() time.Time
-	rand func() uint64
+	log    zerolog.Logger
+	now    func() time.Time
+	rand   func() uint64
+	listen func(network, addr string) (net.Listener, error)
 
 	// ctx ends dials and backoff sleeps when Shutdown stops waiting.
 	ctx     context.Context
@@ -60,9 +67,13 @@ func NewRuntime(o Options) *Runtime {
 	if o.Rand == nil {
 		o.Rand = rand.Uint64
 	}
+	if o.Listen == nil {
+		o.Listen = Listen
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		log:       o.Log,
+		listen:    o.Listen,
 		now:       o.Now,
 		rand:      o.Rand,
 		ctx:       ctx,
