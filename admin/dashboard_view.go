@@ -30,6 +30,8 @@ type pageView struct {
 type overviewView struct {
 	Fleet    *fleetPanel
 	Updated  string
+	Version  string // of the process that answers: a new one after an upgrade
+	PID      int
 	Services []serviceView
 	Backends int
 	Up       int
@@ -118,6 +120,7 @@ type eventView struct {
 func (s *Server) overview(svcs []status.Service, vw viewer) overviewView {
 	now := s.now()
 	ov := overviewView{Fleet: s.fleetPanel(now), Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
+	ov.Version, ov.PID = s.info.Version, s.info.PID
 	var p points
 	for i := range svcs {
 		sv := &svcs[i]

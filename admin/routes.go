@@ -43,6 +43,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.PUT("/services/:service/backends/:backend/weight", s.setWeight)
 	api.POST("/reload", s.reload)
 	api.GET("/fleet", s.getFleet)
+	api.GET("/info", s.getInfo)
 
 	e.GET("/", s.dashboard)
 	ui := e.Group("/ui")

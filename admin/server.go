@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,12 @@ import (
 
 // Options configures the admin server. Zero values mean the defaults given.
 type Options struct {
-	Listen      string // host:port
+	Listen string // host:port
+	// ListenFunc opens the listener for Listen ("tcp", Listen); nil means
+	// net.Listen. An upgrade sets it to take the listener the old process
+	// handed over.
+	ListenFunc  func(network, addr string) (net.Listener, error)
+	Version     string // this binary's version, for GET /api/v1/info and the dashboard
 	Token       string // "" = no auth (the config layer guarantees loopback then)
 	ReadToken   string // read-only access (SPEC §9); needs Token
 	Log         zerolog.Logger
@@ -60,6 +66,8 @@ type Server struct {
 	metrics *prometheus.Registry
 	handler http.Handler
 	http    *http.Server
+	listen  func(network, addr string) (net.Listener, error)
+	info    Info
 	cert    atomic.Pointer[tls.Certificate] // served over TLS; nil for plain HTTP
 
 	mu      sync.Mutex
@@ -84,12 +92,16 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("admin: creating server: a ReadToken needs a Token, and must differ from it")
 	}
 	s := &Server{
-		log:   o.Log.With().Str("component", "admin").Logger(),
-		ctrl:  o.Controller,
-		now:   o.Now,
-		every: o.SampleEvery,
-		auth:  newTokenAuth(o.Token, o.ReadToken),
-		stop:  make(chan struct{}),
+		log:    o.Log.With().Str("component", "admin").Logger(),
+		ctrl:   o.Controller,
+		now:    o.Now,
+		every:  o.SampleEvery,
+		auth:   newTokenAuth(o.Token, o.ReadToken),
+		stop:   make(chan struct{}),
+		listen: o.ListenFunc,
+	}
+	if s.listen == nil {
+		s.listen = net.Listen
 	}
 	s.fleet, _ = o.Controller.(FleetController)
 	if s.now == nil {
@@ -98,6 +110,7 @@ func New(o Options) (*Server, error) {
 	if s.every == 0 {
 		s.every = defaultSampleEvery
 	}
+	s.info = Info{Version: o.Version, PID: os.Getpid(), Started: s.now().UTC().Truncate(time.Second)}
 	timeout := o.RequestTimeout
 	if timeout == 0 {
 		timeout = defaultRequestTimeout
@@ -154,7 +167,7 @@ func (s *Server) Start() error {
 		return errors.New("admin: server already shut down")
 	default:
 	}
-	ln, err := net.Listen("tcp", s.listenAddr())
+	ln, err := s.listen("tcp", s.listenAddr())
 	if err != nil {
 		return fmt.Errorf("admin: listening on %s: %w", s.listenAddr(), err)
 	}
