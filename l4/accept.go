@@ -3,6 +3,7 @@ package l4
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +21,11 @@ type acceptor struct {
 	done chan struct{} // closed when the loop returned
 }
 
-func (s *service) startAcceptor(ln *net.TCPListener) *acceptor {
+// start begins accepting on ln; f.routes must be set.
+func (f *front) start(ln *net.TCPListener) {
 	a := &acceptor{ln: ln, stop: make(chan struct{}), done: make(chan struct{})}
-	go s.acceptLoop(a)
-	return a
+	f.acc = a
+	go f.acceptLoop(a)
 }
 
 // close stops accepting and waits for the loop to return. Connections already
@@ -34,20 +36,11 @@ func (a *acceptor) close() {
 	<-a.done
 }
 
-// detach stops the accept loop but keeps the listener open, for a reload
-// that hands the address over to another service, and returns it.
-func (a *acceptor) detach() *net.TCPListener {
-	close(a.stop)
-	_ = a.ln.SetDeadline(time.Unix(1, 0)) // wakes a blocked Accept
-	<-a.done
-	_ = a.ln.SetDeadline(time.Time{})
-	return a.ln
-}
-
 // acceptLoop accepts until the listener is closed. It never returns on any
 // other error: it backs off, counts, logs at a bounded rate and tries again,
 // so running out of file descriptors degrades service instead of ending it.
-func (s *service) acceptLoop(a *acceptor) {
+// Accept errors are counted under the address's first service.
+func (f *front) acceptLoop(a *acceptor) {
 	defer close(a.done)
 	var delay time.Duration
 	for {
@@ -61,6 +54,7 @@ func (s *service) acceptLoop(a *acceptor) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			s := f.routes.Load().first
 			s.acceptErrors.Add(1)
 			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
 			if ok, n := s.acceptLog.allow(time.Now()); ok {
@@ -77,26 +71,75 @@ func (s *service) acceptLoop(a *acceptor) {
 			continue
 		}
 		delay = 0
-		s.admit(conn)
+		f.dispatch(conn)
 	}
 }
 
-// admit applies the service's connection limit and hands the connection to
-// its own goroutine.
+// admit takes a client of a plain address (one service, no SNI): it applies
+// the service's connection limit and, unless the client's address comes in
+// a PROXY header, its allow/deny lists and per-client limits, all before
+// the client gets a goroutine; then serve takes it.
 func (s *service) admit(conn *net.TCPConn) {
 	cfg := s.cfg.Load()
 	s.total.Add(1)
 	n := s.active.Add(1)
+	var adm admission
+	if !cfg.AcceptProxy && cfg.screens() {
+		src, _ := conn.RemoteAddr().(*net.TCPAddr)
+		tk, reason, err := s.screen(cfg, clientIP(src))
+		if err != nil {
+			s.active.Add(-1)
+			s.closeRejected(conn, cfg, src, reason, time.Now(), err)
+			return
+		}
+		adm.ticket, adm.screened = tk, true
+	}
 	if limit := int64(cfg.MaxConnections); limit > 0 && n > limit {
 		s.active.Add(-1)
 		s.rejected.maxConns.Add(1)
-		start := time.Now()
-		_ = conn.Close()
-		if cfg.accessLog {
-			s.logRejected(conn.RemoteAddr(), "rejected: max_connections", 0, start, nil)
-		}
+		adm.ticket.release(s.r.now().UnixNano())
+		s.closeRejected(conn, cfg, conn.RemoteAddr(), "max_connections", time.Now(), nil)
 		return
 	}
 	s.r.connWG.Add(1)
-	s.r.workers.run(func() { s.serve(conn, cfg) })
+	s.r.workers.run(func() { s.serve(conn, cfg, adm) })
+}
+
+// admitRouted takes a client that SNI routing picked s for, in the
+// goroutine that routed it (which holds a count in r.connWG): the service's
+// connection limit, then serve.
+func (s *service) admitRouted(conn *net.TCPConn, adm admission) {
+	cfg := s.cfg.Load()
+	s.total.Add(1)
+	if limit := int64(cfg.MaxConnections); s.active.Add(1) > limit && limit > 0 {
+		s.active.Add(-1)
+		s.rejected.maxConns.Add(1)
+		client := net.Addr(adm.src)
+		if adm.src == nil {
+			client = conn.RemoteAddr()
+		}
+		s.closeRejected(conn, cfg, client, "max_connections", adm.start, nil)
+		s.r.connWG.Done()
+		return
+	}
+	s.serve(conn, cfg, adm)
+}
+
+// rejectUnserved closes a client that no service took, before a service
+// counted it: it is counted under s (total and the reason) and logged.
+// The caller holds a count in r.connWG, which this gives back.
+func (s *service) rejectUnserved(conn *net.TCPConn, client net.Addr, reason string, counter *atomic.Int64, start time.Time, err error) {
+	s.total.Add(1)
+	counter.Add(1)
+	s.closeRejected(conn, s.cfg.Load(), client, reason, start, err)
+	s.r.connWG.Done()
+}
+
+// closeRejected closes a client turned away before a backend was chosen,
+// and writes its access log line with the reason.
+func (s *service) closeRejected(conn *net.TCPConn, cfg *serviceConfig, client net.Addr, reason string, start time.Time, err error) {
+	_ = conn.Close()
+	if cfg.accessLog {
+		s.logRejected(client, "rejected: "+reason, 0, start, err)
+	}
 }

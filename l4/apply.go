@@ -69,7 +69,6 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 	// From here on nothing fails.
 	var rl status.Reload
 	var ops []monitorOp
-	var closing []*acceptor
 	services := make(map[string]*service, len(builds))
 	order := make([]*service, 0, len(builds))
 	for i := range builds {
@@ -87,15 +86,12 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 		rl.BackendsRemoved = append(rl.BackendsRemoved, removed...)
 		rl.BackendsChanged = append(rl.BackendsChanged, changed...)
 		ops = append(ops, bops...)
-		if a := r.takeListener(s, sb.sc.Listen, lns); a != nil {
-			closing = append(closing, a)
-		}
 		services[s.name] = s
 		order = append(order, s)
 	}
-	gone, gclosing, gops := r.retireServices(services, lns.handedOff)
+	closing := r.assignFronts(order, lns)
+	gone, gops := r.retireServices(services)
 	rl.ServicesRemoved = append(rl.ServicesRemoved, gone...)
-	closing = append(closing, gclosing...)
 	ops = append(ops, gops...)
 
 	r.services, r.order = services, order
@@ -171,38 +167,24 @@ func (s *service) configure(sb *serviceBuild) {
 	}
 }
 
-// listenerPlan is where the services of an apply get a new listener from.
+// listenerPlan holds the listeners an apply opened: one for every address
+// (listenKey) that has no front yet.
 type listenerPlan struct {
-	opened    map[string]*net.TCPListener // by service name
-	handoff   map[string]*acceptor        // by service name: another service's
-	handedOff map[*acceptor]bool          // acceptors whose listener moves
+	opened map[string]*net.TCPListener // by listenKey
 }
 
-// openListeners opens a listener for every service of cfg that is new or
-// listens elsewhere; a service whose address is unchanged keeps its own. It
-// changes no running state: if one cannot be opened, those it opened are
-// closed and the error names the service and the address.
+// openListeners opens a listener for every address of cfg that no front
+// listens on yet. An address that stays keeps its listener, whichever
+// services take it over (a service that moves there, one renamed, services
+// routed by SNI that come and go). It changes no running state: if one
+// cannot be opened, those it opened are closed and the error names the
+// service and the address.
 func (r *Runtime) openListeners(cfg *config.Config) (*listenerPlan, error) {
-	// A fixed address that another service gives up (removed, or moved
-	// elsewhere) is handed over with its listener instead of re-opened.
-	byAddr := map[string]*acceptor{}
-	for _, s := range r.services {
-		if a := r.acceptors[s]; a != nil && fixedPort(s.listenAddr) {
-			byAddr[s.listenAddr] = a
-		}
-	}
-	p := &listenerPlan{
-		opened:    map[string]*net.TCPListener{},
-		handoff:   map[string]*acceptor{},
-		handedOff: map[*acceptor]bool{},
-	}
-	for _, sc := range cfg.Services {
-		if old := r.services[sc.Name]; old != nil && old.listenAddr == sc.Listen {
-			continue
-		}
-		if a := byAddr[sc.Listen]; a != nil {
-			p.handoff[sc.Name] = a
-			p.handedOff[a] = true
+	p := &listenerPlan{opened: map[string]*net.TCPListener{}}
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		key := listenKey(sc)
+		if r.listeners[key] != nil || p.opened[key] != nil {
 			continue
 		}
 		ln, err := r.openListener(sc.Listen)
@@ -212,55 +194,66 @@ func (r *Runtime) openListeners(cfg *config.Config) (*listenerPlan, error) {
 			}
 			return nil, fmt.Errorf("service %s: %w", sc.Name, err)
 		}
-		p.opened[sc.Name] = ln
+		p.opened[key] = ln
 	}
 	return p, nil
 }
 
-// takeListener starts s accepting on the listener p has for it, opened or
-// taken over from another service, and records listen as its address. It
-// returns the acceptor s gives up, to be closed once r.mu is released, or
-// nil (no new listener, or its old one moved to another service).
-func (r *Runtime) takeListener(s *service, listen string, p *listenerPlan) *acceptor {
-	ln := p.opened[s.name]
-	if a := p.handoff[s.name]; a != nil {
-		ln = a.detach()
-		for o, oa := range r.acceptors {
-			if oa == a {
-				delete(r.acceptors, o)
-			}
+// assignFronts gives every service of order (configuration order, already
+// configured) its front under r.mu: the one its address has, or a new one
+// on the listener p opened, and rebuilds each front's routes from the
+// services on it. It returns the acceptors of addresses no service listens
+// on any more, to be closed once r.mu is released.
+func (r *Runtime) assignFronts(order []*service, p *listenerPlan) []*acceptor {
+	groups := map[string][]*service{}
+	var keys []string
+	for _, s := range order {
+		key := listenKey(&s.cfg.Load().Service)
+		if groups[key] == nil {
+			keys = append(keys, key)
+		}
+		groups[key] = append(groups[key], s)
+	}
+	fronts := make(map[string]*front, len(keys))
+	for _, key := range keys {
+		group := groups[key]
+		f := r.listeners[key]
+		if f == nil {
+			f = &front{r: r, key: key, listen: group[0].cfg.Load().Listen}
+			f.routes.Store(newRouteTable(group))
+			f.start(p.opened[key])
+		} else {
+			f.routes.Store(newRouteTable(group))
+		}
+		bound := f.acc.ln.Addr().String()
+		for _, s := range group {
+			s.front = f
+			s.boundAddr.Store(&bound)
+		}
+		fronts[key] = f
+	}
+	var closing []*acceptor
+	for key, f := range r.listeners {
+		if fronts[key] == nil {
+			closing = append(closing, f.acc)
 		}
 	}
-	if ln == nil {
-		return nil
-	}
-	var old *acceptor
-	if a := r.acceptors[s]; a != nil && !p.handedOff[a] {
-		old = a
-	}
-	r.acceptors[s] = s.startAcceptor(ln)
-	s.listenAddr = listen
-	s.boundAddr.Store(new(ln.Addr().String()))
-	return old
+	r.listeners = fronts
+	return closing
 }
 
 // retireServices retires the services of r that keep does not hold (under
-// r.mu): they stop accepting (their acceptors, unless handed over, are
-// returned to be closed once r.mu is released) and their backends are
-// retired, while established connections finish; then pruneRetired forgets
-// them. It returns their names and the active checks to remove.
-func (r *Runtime) retireServices(keep map[string]*service, handedOff map[*acceptor]bool) (names []string, closing []*acceptor, ops []monitorOp) {
+// r.mu): their backends are retired while established connections finish;
+// then pruneRetired forgets them. (Their addresses stop accepting in
+// assignFronts, unless other services listen there.) It returns their names
+// and the active checks to remove.
+func (r *Runtime) retireServices(keep map[string]*service) (names []string, ops []monitorOp) {
 	for name, s := range r.services {
 		if keep[name] != nil {
 			continue
 		}
 		names = append(names, name)
-		if a := r.acceptors[s]; a != nil {
-			if !handedOff[a] {
-				closing = append(closing, a)
-			}
-			delete(r.acceptors, s)
-		}
+		s.front = nil
 		drain := s.cfg.Load().Timeouts.Drain
 		for _, b := range s.backends {
 			ops = append(ops, s.retireBackend(b, drain)...)
@@ -268,7 +261,7 @@ func (r *Runtime) retireServices(keep map[string]*service, handedOff map[*accept
 		s.backends = map[string]*backend{}
 		r.retired = append(r.retired, s)
 	}
-	return names, closing, ops
+	return names, ops
 }
 
 // applyMonitorOps makes the changes to active checks, outside r.mu. Removals
@@ -320,6 +313,7 @@ func (r *Runtime) serviceConfig(sc *config.Service, old *serviceConfig, accessLo
 	d.SetMultipathTCP(false)
 	c := &serviceConfig{Service: *sc, retry: policy, dialer: d, accessLog: accessLog}
 	c.Backends = nil // the backend set is the truth for backends
+	r.edgeSettings(c, old)
 	return c
 }
 

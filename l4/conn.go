@@ -70,6 +70,7 @@ type proxyConn struct {
 	be        *backend
 	src       *net.TCPAddr // the client, as the PROXY header says if any
 	attempts  int
+	ticket    clientTicket // the client's hold in the per-client table
 	start     time.Time
 	accessLog bool
 	running   atomic.Int32 // directions not done yet

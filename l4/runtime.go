@@ -52,8 +52,8 @@ type Runtime struct {
 	stopped   bool
 	order     []*service // configuration order
 	services  map[string]*service
-	retired   []*service // removed by a reload, maybe still with connections
-	acceptors map[*service]*acceptor
+	retired   []*service        // removed by a reload, maybe still with connections
+	listeners map[string]*front // the addresses listened on, by listenKey
 	monitor   *health.Monitor
 	pending   *OperatorState // restored before the first Apply
 	onOp      []func()
@@ -79,7 +79,7 @@ func NewRuntime(o Options) *Runtime {
 		ctx:       ctx,
 		cancel:    cancel,
 		services:  map[string]*service{},
-		acceptors: map[*service]*acceptor{},
+		listeners: map[string]*front{},
 		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
 		parker:    parker{log: o.Log, failLog: logLimit{interval: logInterval}},
 		pipes:     newPipePool(),
@@ -96,14 +96,10 @@ func (r *Runtime) Addr(service string) net.Addr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.services[service]
-	if s == nil {
+	if s == nil || s.front == nil {
 		return nil
 	}
-	a := r.acceptors[s]
-	if a == nil {
-		return nil
-	}
-	return a.ln.Addr()
+	return s.front.acc.ln.Addr()
 }
 
 // Shutdown stops accepting at once and stops health checking, then waits for
@@ -118,11 +114,11 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 		return 0, nil
 	}
 	r.stopped = true
-	acceptors := make([]*acceptor, 0, len(r.acceptors))
-	for _, a := range r.acceptors {
-		acceptors = append(acceptors, a)
+	acceptors := make([]*acceptor, 0, len(r.listeners))
+	for _, f := range r.listeners {
+		acceptors = append(acceptors, f.acc)
 	}
-	clear(r.acceptors)
+	clear(r.listeners)
 	services := append(append([]*service(nil), r.order...), r.retired...)
 	var backends []*backend
 	for _, s := range services {

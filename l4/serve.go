@@ -13,19 +13,38 @@ var (
 	errConnectFailed = errors.New("l4: every connect attempt failed")
 )
 
+// admission is what a client connection brings to serve from before it.
+type admission struct {
+	proxied  bool         // the PROXY header was read already (SNI routing reads it first)
+	src, dst *net.TCPAddr // what it said, nil for LOCAL/UNKNOWN or when none was read
+	first    []byte       // bytes read off the client to route it (its ClientHello), for the backend first
+	screened bool         // allow/deny and per-client limits were applied at accept
+	ticket   clientTicket // the client's per-client hold, released at the end
+	start    time.Time    // when routing began; zero: now
+}
+
 // serve handles one client connection from accept until it is spliced; the
 // connection's last direction to finish ends it (end).
-func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
+func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) {
+	start := adm.start
+	if start.IsZero() {
+		start = time.Now()
+	}
 	c := &proxyConn{
 		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck, parkFirst: s.r.parkFirst,
-		svc: s, start: time.Now(), accessLog: cfg.accessLog, parker: &s.r.parker,
-		pipes: s.r.pipes, workers: s.r.workers,
+		svc: s, start: start, accessLog: cfg.accessLog, parker: &s.r.parker,
+		pipes: s.r.pipes, workers: s.r.workers, ticket: adm.ticket,
 	}
 	s.track(c)
 
 	c.src, _ = client.RemoteAddr().(*net.TCPAddr)
 	dst, _ := client.LocalAddr().(*net.TCPAddr)
-	if cfg.AcceptProxy {
+	switch {
+	case adm.proxied:
+		if adm.src != nil && adm.dst != nil {
+			c.src, dst = adm.src, adm.dst
+		}
+	case cfg.AcceptProxy:
 		psrc, pdst, err := readProxyHeader(client, cfg.Timeouts.Connect)
 		if err != nil {
 			s.rejected.proxyHeader.Add(1)
@@ -39,6 +58,18 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		if psrc != nil && pdst != nil {
 			c.src, dst = psrc, pdst
 		}
+	}
+	if !adm.screened && cfg.screens() {
+		tk, reason, err := s.screen(cfg, clientIP(c.src))
+		if err != nil {
+			c.finish()
+			if cfg.accessLog {
+				s.logRejected(c.src, "rejected: "+reason, 0, c.start, err)
+			}
+			s.retire(c)
+			return
+		}
+		c.ticket = tk
 	}
 
 	cfg.retry.Budget.Deposit()
@@ -78,12 +109,25 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig) {
 		c.end()
 		return
 	}
+	if len(adm.first) > 0 {
+		n, err := conn.Write(adm.first)
+		c.up.bytes.Add(int64(n))
+		be.bytesIn.Add(int64(n))
+		if err != nil {
+			c.abort(endBackendError, true)
+			c.end()
+			return
+		}
+	}
 	c.splice(&be.bytesIn, &be.bytesOut)
 }
 
 // retire drops a client connection that ended from the books Shutdown and the
 // admin API read.
 func (s *service) retire(c *proxyConn) {
+	if c.ticket.t != nil {
+		c.ticket.release(s.r.now().UnixNano())
+	}
 	s.untrack(c)
 	s.active.Add(-1)
 	s.r.connWG.Done()

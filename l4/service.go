@@ -22,8 +22,7 @@ type service struct {
 	set atomic.Pointer[backendSet]    // backends and pickers for new connections
 
 	// Guarded by r.mu.
-	listener   *net.TCPListener
-	listenAddr string                 // as configured
+	front      *front                 // the address it listens on, maybe shared by SNI routing
 	boundAddr  atomic.Pointer[string] // the listener's actual address
 	backends   map[string]*backend    // by backendKey
 	removed    []*backend             // removed by a reload, still with connections
@@ -36,6 +35,7 @@ type service struct {
 	retries  atomic.Int64
 	rejected struct {
 		maxConns, noBackend, connectFailed, proxyHeader atomic.Int64
+		noRoute, denied, clientLimit                    atomic.Int64
 	}
 	acceptErrors atomic.Int64
 
@@ -54,6 +54,9 @@ type serviceConfig struct {
 	retry     resilience.RetryPolicy
 	dialer    *net.Dialer
 	accessLog bool
+
+	clients      *clientTable // per-client limits; nil when the service has none
+	clientLimits clientLimits
 }
 
 // backendSet is the immutable view pickers work on: swapped whole when the

@@ -53,6 +53,9 @@ func (s *service) view() status.Service {
 			NoBackend:      s.rejected.noBackend.Load(),
 			ConnectFailed:  s.rejected.connectFailed.Load(),
 			ProxyHeader:    s.rejected.proxyHeader.Load(),
+			NoRoute:        s.rejected.noRoute.Load(),
+			Denied:         s.rejected.denied.Load(),
+			ClientLimit:    s.rejected.clientLimit.Load(),
 		},
 		Backends: make([]status.Backend, 0, len(set.all)),
 	}
