@@ -86,9 +86,12 @@ type Fleet struct {
 	stopWatch   context.CancelFunc
 	invalidSeen map[string]int64 // key -> mod revision already counted as invalid
 
-	invalid   atomic.Int64
-	refreshes atomic.Int64 // lease refreshes and grants, for the tests
-	publishCh chan struct{}
+	invalid    atomic.Int64
+	refreshes  atomic.Int64 // lease refreshes and grants, for the tests
+	publishCh  chan struct{}
+	registered chan struct{} // closed after the first registry entry is written
+	regOnce    sync.Once
+	keepEntry  atomic.Bool // Detach: leave without revoking the lease
 }
 
 // New prepares a fleet member; Start connects it. An error is a problem in
@@ -110,7 +113,7 @@ func New(o Options) (*Fleet, error) {
 		log:   o.Log.With().Str("component", "fleet").Str("fleet", o.Config.Name).Str("instance", o.ID).Logger(),
 		hooks: o.Hooks, probe: probe, now: now, started: now().UTC(),
 		synced: make(chan struct{}), m: newMirror(), instances: map[string]registration{},
-		invalidSeen: map[string]int64{}, publishCh: make(chan struct{}, 1), members: map[string]map[string]Member{},
+		invalidSeen: map[string]int64{}, publishCh: make(chan struct{}, 1), registered: make(chan struct{}), members: map[string]map[string]Member{},
 		since: now(), lastErr: "not connected yet",
 	}
 	if o.Saved != nil && o.Saved.Name == o.Config.Name {
@@ -149,6 +152,18 @@ func (f *Fleet) Close() {
 		cli.Close()
 	}
 }
+
+// Detach leaves the fleet like Close but leaves the registry entry in place:
+// its lease is not revoked (it expires by itself). For an upgrade (SPEC §8),
+// where a new process with the same instance id has written its own entry
+// over this one.
+func (f *Fleet) Detach() {
+	f.keepEntry.Store(true)
+	f.Close()
+}
+
+// Registered is closed once this instance's registry entry has been written.
+func (f *Fleet) Registered() <-chan struct{} { return f.registered }
 
 // Want is what the fleet asks of one backend, and whether that is a change
 // made on this instance alone.
@@ -650,7 +665,7 @@ func (f *Fleet) publisher() {
 	defer f.wg.Done()
 	var lease clientv3.LeaseID
 	defer func() {
-		if cli := f.client(); cli != nil && lease != 0 {
+		if cli := f.client(); cli != nil && lease != 0 && !f.keepEntry.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, _ = cli.Revoke(ctx, lease)
 			cancel()
@@ -685,6 +700,7 @@ func (f *Fleet) publisher() {
 		if err == nil && (force || time.Since(lastPut) >= f.cfg.PublishInterval-tick/10) {
 			if err = f.put(ctx, cli, lease); err == nil {
 				lastPut = time.Now()
+				f.regOnce.Do(func() { close(f.registered) })
 			}
 		}
 		cancel()
