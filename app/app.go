@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/balancel4/balance-l4/fleet"
 	"github.com/balancel4/balance-l4/l4"
 	"github.com/balancel4/balance-l4/status"
+	"github.com/balancel4/balance-l4/upgrade"
 )
 
 // Options configure Start.
@@ -35,6 +37,12 @@ type Options struct {
 	Config     *config.Config // the configuration already loaded from ConfigPath
 	Log        zerolog.Logger
 	Version    string
+
+	// Handover holds the listeners an old process handed over when this
+	// one was started by an upgrade (SPEC §8); nil on a plain start. Every
+	// listener, the services' and the admin server's, is taken from it when
+	// it has one of that address, and opened otherwise.
+	Handover *upgrade.Handover
 }
 
 // App is a running balance-l4. It implements admin.Controller: the runtime's
@@ -54,6 +62,11 @@ type App struct {
 	digest  atomic.Value // string: the configuration file's digest
 	fleet   *fleet.Fleet // nil outside a fleet
 	opMu    sync.Mutex   // serialises applying the fleet's state
+	// fleetPIDID: the fleet instance id was made from the PID, so a new
+	// process after an upgrade has another one (upgrade.go).
+	fleetPIDID bool
+
+	upgradeState // listeners to hand over, and the gate on changes during an upgrade
 
 	discMu    sync.Mutex
 	discovery map[string]map[string]*discovery.Watcher // service -> source key -> watcher
@@ -66,12 +79,13 @@ var _ admin.Controller = (*App)(nil)
 // admin server. An error names what could not be started.
 func Start(o Options) (*App, error) {
 	a := &App{
-		Runtime: l4.NewRuntime(l4.Options{Log: o.Log}),
 		path:    o.ConfigPath,
 		log:     o.Log,
 		cfg:     o.Config,
 		version: o.Version,
 	}
+	a.handover = o.Handover
+	a.Runtime = l4.NewRuntime(l4.Options{Log: o.Log, Listen: a.listenFunc("service", l4.Listen)})
 	a.digest.Store(configDigest(o.Config))
 	// Restore drain flags and weights before the first connection can arrive, so a
 	// drained backend never takes traffic after a restart.
@@ -123,6 +137,8 @@ func Start(o Options) (*App, error) {
 		if err == nil {
 			srv, err = admin.New(admin.Options{
 				Listen:      o.Config.Admin.Listen,
+				ListenFunc:  a.listenFunc("admin", net.Listen),
+				Version:     o.Version,
 				Token:       o.Config.Admin.Token,
 				ReadToken:   o.Config.Admin.ReadToken,
 				Certificate: cert,
@@ -165,6 +181,10 @@ func (a *App) Reload(by string) (status.Reload, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	log := a.log.With().Str("by", by).Str("path", a.path).Logger()
+	if err := a.changesRefused(); err != nil {
+		log.Warn().Err(err).Msg("reload refused")
+		return status.Reload{}, err
+	}
 	cfg, err := config.Load(a.path)
 	if err != nil {
 		log.Error().Err(err).Msg("reload rejected: configuration has errors; running configuration unchanged")
@@ -227,7 +247,7 @@ func joinSummary(a, b string) string {
 func (a *App) saveState() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cfg.StateFile == "" {
+	if a.cfg.StateFile == "" || !a.ownsState() {
 		return
 	}
 	f := stateFile{State: a.Runtime.OperatorState()}
@@ -264,11 +284,18 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 // closeFleet leaves the fleet, if the instance is in one: its registry entry
-// goes at once. Operator state stays in etcd.
+// goes at once, unless the process handed over to a new one with the same
+// instance id, which owns the entry now. Operator state stays in etcd.
 func (a *App) closeFleet() {
-	if a.fleet != nil {
-		a.fleet.Close()
-	}
+	a.fleetOnce.Do(func() {
+		switch {
+		case a.fleet == nil:
+		case a.handedOver.Load() && !a.fleetPIDID:
+			a.fleet.Detach()
+		default:
+			a.fleet.Close()
+		}
+	})
 }
 
 // invalidError marks a reload the operator must fix: the admin API answers 400.

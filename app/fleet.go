@@ -29,6 +29,7 @@ func (a *App) startFleet(cfg *config.Config, saved *fleet.Saved) (l4.OperatorSta
 	id := fc.Instance
 	if id == "" {
 		id = defaultInstanceID(cfg.Admin.Listen)
+		a.fleetPIDID = cfg.Admin.Listen == ""
 	}
 	f, err := fleet.New(fleet.Options{
 		Config: fc, ID: id, Admin: advertise(fc.Advertise, cfg.Admin), Version: a.version,
@@ -120,6 +121,11 @@ func (a *App) Fleet() (status.Fleet, bool) {
 // operatorChange writes a change to the fleet, or applies it here when the
 // instance is not part of one.
 func (a *App) operatorChange(service, backend, by string, change func(*fleet.Operator), local func() (status.Backend, error)) (status.Backend, error) {
+	done, err := a.beginChange()
+	if err != nil {
+		return status.Backend{}, err
+	}
+	defer done()
 	if a.fleet == nil {
 		return local()
 	}
@@ -154,6 +160,11 @@ func (a *App) SetWeight(service, backend string, weight int, by string) (status.
 
 // localChange applies a change to this instance alone (scope=local).
 func (a *App) localChange(service, backend, by string, change func(*fleet.Operator), plain func() (status.Backend, error)) (status.Backend, error) {
+	done, err := a.beginChange()
+	if err != nil {
+		return status.Backend{}, err
+	}
+	defer done()
 	if a.fleet == nil {
 		return plain()
 	}
