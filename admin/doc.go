@@ -19,6 +19,18 @@
 // requests from another site are refused (Sec-Fetch-Site / Origin), bodies are
 // capped, and slow clients and slow handlers are timed out.
 //
+// Roles and TLS (SPEC §9): Options.ReadToken reads everything and changes
+// nothing — any method but GET, HEAD and OPTIONS gets 403
+// {"error": "read-only token"} before routing, and the dashboard renders no
+// control for it. Every change is logged and handed to the controller with
+// who asked (see actor: "api 10.0.0.7:51234 (token)"). With
+// Options.Certificate the server is HTTPS only, and SetCertificate swaps the
+// certificate for the next handshake without a restart.
+//
+// Middleware: Echo's Recover, Secure, BodyLimit and Gzip, configured to the
+// SPEC; the token check, the cross-site check and the request time limit are
+// our own, each saying why where it is defined.
+//
 // Typical use:
 //
 //	srv, err := admin.New(admin.Options{Listen: "127.0.0.1:9090", Token: tok, Log: log, Controller: ctrl})
