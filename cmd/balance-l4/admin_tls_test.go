@@ -174,4 +174,3 @@ func TestAdminTLSCheckErrors(t *testing.T) {
 		})
 	}
 }
-
