@@ -60,6 +60,22 @@ func TestWarnAdminExposure(t *testing.T) {
 	}
 }
 
+// In a fleet the derived admin URL says https:// when the admin server
+// serves TLS, so the other instances' dashboards link to what answers.
+func TestAdvertiseScheme(t *testing.T) {
+	plain := config.Admin{Listen: "127.0.0.1:9090"}
+	tlsOn := config.Admin{Listen: "127.0.0.1:9090", TLSCert: "c.pem", TLSKey: "k.pem"}
+	if got := advertise("", plain); got != "http://127.0.0.1:9090" {
+		t.Errorf("plain: %q", got)
+	}
+	if got := advertise("", tlsOn); got != "https://127.0.0.1:9090" {
+		t.Errorf("TLS: %q", got)
+	}
+	if got := advertise("https://lb1.example:9090", plain); got != "https://lb1.example:9090" {
+		t.Errorf("configured: %q", got)
+	}
+}
+
 // syncBuffer is a log sink the admin server's goroutines may write to.
 type syncBuffer struct {
 	mu  sync.Mutex
