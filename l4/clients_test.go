@@ -178,7 +178,9 @@ func screenService(t testing.TB) (*service, *serviceConfig) {
 	sc.Deny = prefixes("192.0.2.0/24", "198.51.100.0/24", "2001:db8:dead::/48", "203.0.113.7/32")
 	sc.Allow = prefixes("10.0.0.0/8", "172.16.0.0/12", "2001:db8::/32", "127.0.0.0/8")
 	sc.MaxConnectionsPerClient = 100
-	sc.ConnectionRatePerClient = config.Rate{Count: 1_000_000, Per: time.Second}
+	// One token a nanosecond: the benchmarks never run out (beyond what a
+	// file may set, but the same work per check).
+	sc.ConnectionRatePerClient = config.Rate{Count: 1_000_000_000, Per: time.Second}
 	rt, _ := startRuntime(t, testConfig(sc))
 	s := rt.service("s")
 	return s, s.cfg.Load()
