@@ -20,6 +20,7 @@ import (
 	"github.com/balancel4/balance-l4/app"
 	"github.com/balancel4/balance-l4/config"
 	"github.com/balancel4/balance-l4/demo"
+	"github.com/balancel4/balance-l4/upgrade"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise
@@ -38,14 +39,25 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Signals are caught from the very start: SIGUSR2's default action ends
+	// a process, and a new process still starting during an upgrade must
+	// neither die of one sent to every process of a systemd unit nor be
+	// killed outright by SIGTERM while it may hold connections.
+	sigs, usr2 := make(chan os.Signal, 4), make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	defer signal.Stop(usr2)
+
 	fs := flag.NewFlagSet("balance-l4", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "balance.toml", "configuration file `path`")
 	check := fs.Bool("check", false, "validate the configuration, print the result and exit")
 	demoMode := fs.Bool("demo", false, "run three demo backends, a service and the dashboard on loopback")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	pidFile := fs.String("pidfile", "", "write the PID to `path` at start; a new process rewrites it after an upgrade (SIGUSR2)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: balance-l4 [-config PATH] [-check] [-demo] [-version]\n")
+		fmt.Fprintf(stderr, "usage: balance-l4 [-config PATH] [-check] [-demo] [-pidfile PATH] [-version]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,11 +101,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	log := newLogger(cfg.Log, stderr)
-	log.Info().Str("version", buildVersion()).Str("config", *configPath).Msg("starting balance-l4")
-	a, err := app.Start(app.Options{ConfigPath: *configPath, Config: cfg, Log: log, Version: buildVersion()})
+	// During an upgrade two processes write to the same log: the PID tells them apart.
+	log := newLogger(cfg.Log, stderr).With().Int("pid", os.Getpid()).Logger()
+	handover, err := upgrade.Inherit()
+	if err != nil {
+		log.Warn().Err(err).Msg("starting without a hand-over")
+	}
+	start := log.Info().Str("version", buildVersion()).Str("config", *configPath)
+	if handover != nil {
+		start = start.Int("old_pid", handover.Parent)
+	}
+	start.Msg("starting balance-l4")
+	a, err := app.Start(app.Options{ConfigPath: *configPath, Config: cfg, Log: log, Version: buildVersion(), Handover: handover})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
+		return exitConfig
+	}
+	up := newUpgrader(a, log, args, *pidFile, d != nil, usr2)
+	if handover != nil {
+		if !up.ready(handover, cfg) {
+			shutdownNow(a, log)
+			return exitConfig
+		}
+	} else if !up.started() {
+		shutdownNow(a, log)
 		return exitConfig
 	}
 	if d != nil {
@@ -104,29 +135,41 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if d != nil {
 		beforeShutdown = d.StopTraffic // its clients would hold the shutdown up
 	}
-	serve(a, log, beforeShutdown)
+	serve(a, log, sigs, usr2, up, beforeShutdown)
 	return exitOK
 }
 
-// serve handles signals until a shutdown signal: SIGHUP reloads; SIGINT or
-// SIGTERM stop accepting at once and wait for connections up to
-// shutdown_timeout; a second SIGINT/SIGTERM closes them at once.
-func serve(a *app.App, log zerolog.Logger, beforeShutdown func()) {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	for sig := range sigs {
+// serve handles signals until a shutdown signal or a finished upgrade:
+// SIGHUP reloads; SIGUSR2 upgrades (upgrade.go); SIGINT or SIGTERM stop
+// accepting at once and wait for connections up to shutdown_timeout; a
+// second SIGINT/SIGTERM closes them at once.
+func serve(a *app.App, log zerolog.Logger, sigs, usr2 chan os.Signal, up *upgrader, beforeShutdown func()) {
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-usr2:
+			up.begin()
+			continue
+		case child := <-up.result:
+			if child != nil {
+				up.handOver(child, sigs, usr2)
+				return
+			}
+			continue // failed and logged: serving as before
+		}
 		if sig == syscall.SIGHUP {
 			a.Reload("SIGHUP") // logs its own outcome
 			continue
 		}
+		up.cancel() // an upgrade under way: its new process is stopped
 		beforeShutdown()
 		timeout := a.Config().ShutdownTimeout
 		log.Info().Str("signal", sig.String()).Dur("shutdown_timeout", timeout).Msg("shutting down: no longer accepting; waiting for connections")
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		go func() {
 			for s := range sigs {
-				if s != syscall.SIGHUP {
+				if s == syscall.SIGINT || s == syscall.SIGTERM {
 					log.Warn().Str("signal", s.String()).Msg("second signal: closing connections now")
 					cancel()
 					return
@@ -137,8 +180,19 @@ func serve(a *app.App, log zerolog.Logger, beforeShutdown func()) {
 			log.Error().Err(err).Msg("shutdown")
 		}
 		cancel()
+		up.wait() // a new process being stopped is gone before this one
+		up.removePIDFile()
 		log.Info().Msg("stopped")
 		return
+	}
+}
+
+// shutdownNow stops a process that could not finish starting.
+func shutdownNow(a *app.App, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.Config().ShutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		log.Error().Err(err).Msg("shutdown")
 	}
 }
 
