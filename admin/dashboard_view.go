@@ -92,7 +92,7 @@ type backendView struct {
 	SinceTitle string
 	Spark      template.HTML
 	Draining   bool
-	ReadOnly   bool // no actions, no weight editor
+	ReadOnly   bool              // no actions, no weight editor
 	Fleet      *backendFleetView // nil outside a fleet or when nothing to say
 	Diverged   bool
 	Eligible   bool
