@@ -68,6 +68,7 @@ type Server struct {
 	http    *http.Server
 	listen  func(network, addr string) (net.Listener, error)
 	info    Info
+	tls     bool                            // HTTPS only; fixed at New (http.Server.Serve sets its own TLSConfig)
 	cert    atomic.Pointer[tls.Certificate] // served over TLS; nil for plain HTTP
 
 	mu      sync.Mutex
@@ -142,6 +143,7 @@ func New(o Options) (*Server, error) {
 		ErrorLog:          serverLog(s.log),
 	}
 	if o.Certificate != nil {
+		s.tls = true
 		s.http.TLSConfig = s.tlsConfig()
 		if _, err := s.SetCertificate(o.Certificate); err != nil {
 			return nil, fmt.Errorf("admin: creating server: %w", err)

@@ -26,8 +26,9 @@ func (s *Server) tlsConfig() *tls.Config {
 	}
 }
 
-// TLS reports whether the server serves HTTPS.
-func (s *Server) TLS() bool { return s.http.TLSConfig != nil }
+// TLS reports whether the server serves HTTPS. Not judged by
+// http.Server.TLSConfig: Serve fills that in for plain HTTP too.
+func (s *Server) TLS() bool { return s.tls }
 
 // SetCertificate replaces the certificate served from the next TLS handshake
 // on; changed says whether it differs from the one before. It fails,

@@ -125,6 +125,13 @@ func TestPlainServerRefusesCertificate(t *testing.T) {
 		t.Fatalf("SetCertificate on a plain server = %v", err)
 	}
 	startServer(t, f)
+	// Serving does not make it look like TLS (net/http fills in a TLSConfig of its own).
+	if f.srv.TLS() {
+		t.Fatal("TLS() = true after Start without a certificate")
+	}
+	if _, err := f.srv.SetCertificate(ca.Issue(t, "admin").TLS(t)); err == nil {
+		t.Fatal("SetCertificate on a running plain server succeeded")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+f.srv.Addr().String()+"/healthz", nil)

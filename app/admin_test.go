@@ -60,6 +60,29 @@ func TestWarnAdminExposure(t *testing.T) {
 	}
 }
 
+// A reload that turns TLS on for a server started with plain HTTP waits for
+// a restart: it is not taken for a certificate renewal.
+func TestReloadTurningTLSOnWaitsForRestart(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := testcert.NewCA(t, "app test CA").Issue(t, "admin").Write(t, dir, "admin")
+	path := filepath.Join(dir, "balance.toml")
+	os.WriteFile(path, []byte("[admin]\nlisten = \"127.0.0.1:0\"\n"), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(Options{ConfigPath: path, Config: cfg, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown(closedContext()) })
+	os.WriteFile(path, []byte(fmt.Sprintf("[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert = %q\ntls_key = %q\n", certFile, keyFile)), 0o600)
+	rl, err := a.Reload("test")
+	if err != nil || strings.Contains(rl.Summary, "certificate replaced") || !strings.Contains(rl.Summary, "next restart") {
+		t.Fatalf("reload turning TLS on: %q, %v", rl.Summary, err)
+	}
+}
+
 // In a fleet the derived admin URL says https:// when the admin server
 // serves TLS, so the other instances' dashboards link to what answers.
 func TestAdvertiseScheme(t *testing.T) {
