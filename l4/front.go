@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -127,9 +128,14 @@ func (f *front) route(conn *net.TCPConn, rt *routeTable) {
 			err = fmt.Errorf("%w: %q", errNoRoute, name)
 		}
 	case err == nil, errors.Is(err, sni.ErrNotTLS), errors.Is(err, sni.ErrMalformed):
-		s, err = rt.dflt, nil // no name: the default route
-		if s == nil {
+		s = rt.dflt // no name: the default route
+		switch {
+		case s != nil:
+			err = nil
+		case err == nil:
 			err = fmt.Errorf("%w: the client sent no server name", errNoRoute)
+		default:
+			err = fmt.Errorf("%w: no server name: %w", errNoRoute, err)
 		}
 	}
 	if s == nil {
@@ -142,9 +148,10 @@ func (f *front) route(conn *net.TCPConn, rt *routeTable) {
 
 // readClientHello reads from the client until what it read is a complete
 // ClientHello, or shows it is not one, within wait. It returns every byte it
-// read and the server name, or the sni package's verdict: ErrNotTLS and
-// ErrMalformed route as "no name"; ErrTooLarge, a timeout or a failed read
-// do not route. It reads no more than sni.MaxHello bytes.
+// read and the server name, or the sni package's verdict: ErrNotTLS (also
+// for a client that closes its side first) and ErrMalformed route as "no
+// name"; ErrTooLarge, a timeout or a failed read do not route. It reads no
+// more than sni.MaxHello bytes.
 func readClientHello(conn *net.TCPConn, wait time.Duration) ([]byte, string, error) {
 	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		return nil, "", fmt.Errorf("reading the ClientHello: %w", err)
@@ -165,6 +172,12 @@ func readClientHello(conn *net.TCPConn, wait time.Duration) ([]byte, string, err
 				err = fmt.Errorf("reading the ClientHello: %w", cerr)
 			}
 			return buf, name, err
+		}
+		if rerr == io.EOF {
+			// The client finished sending without a complete ClientHello
+			// (nothing at all: a connect-and-close check): it speaks no TLS.
+			_ = conn.SetReadDeadline(time.Time{})
+			return buf, "", fmt.Errorf("%w: the client closed its side after %d bytes", sni.ErrNotTLS, len(buf))
 		}
 		if rerr != nil {
 			if errors.Is(rerr, os.ErrDeadlineExceeded) {

@@ -200,7 +200,7 @@ func (c *reRecord) Write(b []byte) (int, error) {
 // TestSNIRouting: services sharing one address, each with its own TLS
 // backend and certificate; real crypto/tls clients pick them by name: the
 // exact name, the longest matching wildcard, the default route for an
-// unknown name, no name and plain TCP; a ClientHello written byte by byte
+// unknown name, no name, plain TCP and a client that sends nothing; a ClientHello written byte by byte
 // and one spread over many records route alike.
 func TestSNIRouting(t *testing.T) {
 	ca := testcert.NewCA(t, "sni test CA")
@@ -267,6 +267,14 @@ func TestSNIRouting(t *testing.T) {
 	}
 	_ = c.Close()
 
+	// A client that closes its side without a byte (a connect-and-close
+	// check) sent no TLS: the default route too.
+	c = dialService(t, rt, "dflt")
+	_ = c.CloseWrite()
+	if err := readClosed(c); err != nil {
+		t.Fatalf("connect and close: %v", err)
+	}
+
 	// A ClientHello written one byte at a time (X25519 alone keeps it short).
 	short := &tlsPool{ca: ca, curves: []tls.CurveID{tls.X25519}}
 	var slow *byteByByte
@@ -300,7 +308,7 @@ func TestSNIRouting(t *testing.T) {
 		}
 		return true
 	})
-	for svc, want := range map[string]int64{"db": 3, "apps": 2, "deep": 3, "wild": 2, "dflt": 3} {
+	for svc, want := range map[string]int64{"db": 3, "apps": 2, "deep": 3, "wild": 2, "dflt": 4} {
 		v := serviceView(t, rt, svc)
 		if v.TotalConnections != want || v.Backends[0].TotalConnections != want {
 			t.Errorf("%s: %d connections, backend %d; want %d", svc, v.TotalConnections, v.Backends[0].TotalConnections, want)
@@ -329,7 +337,7 @@ func readClosed(c net.Conn) error {
 }
 
 // TestSNIRejections: without a default route, a name that matches nothing,
-// no name and plain TCP are closed and counted no_route under the first
+// no name, plain TCP and a client that sends nothing are closed and counted no_route under the first
 // service; so is a ClientHello larger than 16 KiB, and one that never
 // completes, at the shortest connect timeout of the address.
 func TestSNIRejections(t *testing.T) {
@@ -357,6 +365,11 @@ func TestSNIRejections(t *testing.T) {
 	}
 	if err := readClosed(c); err != nil {
 		t.Fatalf("plain TCP without a default route: %v", err)
+	}
+	c = dialService(t, rt, "db")
+	_ = c.CloseWrite()
+	if err := readClosed(c); err != nil {
+		t.Fatalf("connect and close without a default route: %v", err)
 	}
 
 	// Larger than 16 KiB: a handshake header that says so is closed at once;
@@ -393,16 +406,16 @@ func TestSNIRejections(t *testing.T) {
 	}
 
 	waitFor(t, "the rejections counted", func() bool {
-		return serviceView(t, rt, "db").Rejected.NoRoute == 6
+		return serviceView(t, rt, "db").Rejected.NoRoute == 7
 	})
 	if v := serviceView(t, rt, "web"); v.Rejected.NoRoute != 0 || v.TotalConnections != 1 {
 		t.Fatalf("web counted %d no_route, %d connections; want 0 and 1", v.Rejected.NoRoute, v.TotalConnections)
 	}
-	if v := serviceView(t, rt, "db"); v.TotalConnections != 6 || v.RejectedConnections != 6 || v.Backends[0].TotalConnections != 0 {
-		t.Fatalf("db: total %d, rejected %d, backend %d; want 6, 6, 0", v.TotalConnections, v.RejectedConnections, v.Backends[0].TotalConnections)
+	if v := serviceView(t, rt, "db"); v.TotalConnections != 7 || v.RejectedConnections != 7 || v.Backends[0].TotalConnections != 0 {
+		t.Fatalf("db: total %d, rejected %d, backend %d; want 7, 7, 0", v.TotalConnections, v.RejectedConnections, v.Backends[0].TotalConnections)
 	}
-	waitFor(t, "six access log lines", func() bool { return strings.Count(logs.String(), `"end":"rejected: no_route"`) == 6 })
-	for _, want := range []string{`other.example.com`, "sent no server name", "larger than 16 KiB", "no complete ClientHello within 300ms"} {
+	waitFor(t, "seven access log lines", func() bool { return strings.Count(logs.String(), `"end":"rejected: no_route"`) == 7 })
+	for _, want := range []string{`other.example.com`, "sent no server name", "closed its side after 0 bytes", "larger than 16 KiB", "no complete ClientHello within 300ms"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the access log does not say %q:\n%s", want, logs)
 		}
