@@ -1,9 +1,13 @@
 // Package l4 is balance-l4's data path and the runtime that owns services and
 // backends.
 //
-// A Runtime holds one listener per service. Each accepted client connection is
-// matched to an eligible backend (balance picks, health and resilience decide who
-// is eligible), connected with failover, and then spliced both ways: bytes move
+// A Runtime holds one listener per address (a front, front.go): behind it one
+// service, or services routed by the TLS server name the client asks for (the
+// ClientHello is read, never terminated, and sent on first). A client is then
+// screened, before any backend is chosen, by its service's allow/deny lists and
+// per-client limits (edge.go, clients.go), matched to an eligible backend
+// (balance picks, health and resilience decide who is eligible), connected
+// with failover, and then spliced both ways: bytes move
 // socket to socket through splice(2) on the raw *net.TCPConn pair, with
 // half-close (a FIN on one side becomes shutdown(SHUT_WR) on the other) and
 // reset propagation (an RST on one side becomes an RST on the other).
