@@ -180,11 +180,11 @@ address = %[3]q
 		t.Fatal("plain TCP was served where no default route is")
 	}
 	for sample, want := range map[string]float64{
-		`balance_rejected_connections_total{reason="client_limit",service="apps"}`: 1,
-		`balance_rejected_connections_total{reason="denied",service="db"}`:         1,
-		`balance_rejected_connections_total{reason="no_route",service="strict"}`:   1,
+		`balance_rejected_connections_total{reason="client_limit",service="apps"}`:     1,
+		`balance_rejected_connections_total{reason="denied",service="db"}`:             1,
+		`balance_rejected_connections_total{reason="no_route",service="strict"}`:       1,
 		`balance_connections_total{backend="` + db.Addr().String() + `",service="db"}`: 1,
-		`balance_service_connections_total{service="plain"}`:                          1,
+		`balance_service_connections_total{service="plain"}`:                           2, // and waitListening's probe
 	} {
 		waitFor(t, sample, func() bool { return metric(t, adminAddr, sample) == want })
 	}
