@@ -94,6 +94,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if errors.Is(err, os.ErrNotExist) {
+			// A first run: say how to name a file, or how to try it without one.
+			fmt.Fprintf(stderr, "balance-l4: no configuration file at %s: give one with -config PATH, or run balance-l4 -demo to try it without one\n", *configPath)
+		}
 		return exitConfig
 	}
 	if *check {
