@@ -2,6 +2,9 @@ package app
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
 
 	"github.com/rs/zerolog"
 
@@ -74,4 +77,23 @@ func warnAdminExposure(c config.Admin, log zerolog.Logger) {
 		log.Warn().Str("listen", c.Listen).
 			Msg("admin server takes its token over plain HTTP beyond loopback: anyone on the path can read it; set admin.tls_cert and admin.tls_key")
 	}
+}
+
+// openAdminListener opens the admin server's listener, or takes the one an
+// old process handed over; nil when the admin server is off. The error names
+// the address once, as a service's does: net's own "listen tcp ADDR: ..."
+// would repeat it.
+func (a *App) openAdminListener(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := a.listenFunc("admin", net.Listen)("tcp", addr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		return nil, fmt.Errorf("admin server: listening on %s: %w", addr, err)
+	}
+	return ln, nil
 }

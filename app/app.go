@@ -87,6 +87,18 @@ func Start(o Options) (*App, error) {
 	a.handover = o.Handover
 	a.Runtime = l4.NewRuntime(l4.Options{Log: o.Log, Listen: a.listenFunc("service", l4.Listen)})
 	a.digest.Store(configDigest(o.Config))
+	// The admin listener first: a port in use stops the start before the
+	// fleet is joined or any service listens.
+	adminLn, err := a.openAdminListener(o.Config.Admin.Listen)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started && adminLn != nil {
+			adminLn.Close()
+		}
+	}()
 	// Restore drain flags and weights before the first connection can arrive, so a
 	// drained backend never takes traffic after a restart.
 	var saved stateFile
@@ -137,7 +149,7 @@ func Start(o Options) (*App, error) {
 		if err == nil {
 			srv, err = admin.New(admin.Options{
 				Listen:      o.Config.Admin.Listen,
-				ListenFunc:  a.listenFunc("admin", net.Listen),
+				ListenFunc:  func(string, string) (net.Listener, error) { return adminLn, nil },
 				Version:     o.Version,
 				Token:       o.Config.Admin.Token,
 				ReadToken:   o.Config.Admin.ReadToken,
@@ -157,6 +169,7 @@ func Start(o Options) (*App, error) {
 		a.admin = srv
 		warnAdminExposure(o.Config.Admin, a.log)
 	}
+	started = true
 	return a, nil
 }
 
