@@ -3,6 +3,7 @@ package l4
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 )
@@ -75,31 +76,41 @@ func (f *front) acceptLoop(a *acceptor) {
 	}
 }
 
-// admit takes a client of a plain address (one service, no SNI): it applies
-// the service's connection limit and, unless the client's address comes in
-// a PROXY header, its allow/deny lists and per-client limits, all before
-// the client gets a goroutine; then serve takes it.
+// admit takes a client of a plain address (one service, no SNI): unless
+// the client's address comes in a PROXY header, its allow/deny lists, then
+// the service's connection limit, then the per-client limits (a client the
+// service refuses takes no token), all before the client gets a goroutine;
+// then serve takes it.
 func (s *service) admit(conn *net.TCPConn) {
 	cfg := s.cfg.Load()
 	s.total.Add(1)
 	n := s.active.Add(1)
+	src, _ := conn.RemoteAddr().(*net.TCPAddr)
+	screen := !cfg.AcceptProxy && cfg.screens()
+	var ip netip.Addr
+	if screen {
+		ip = clientIP(src)
+		if reason, err := s.screenAddr(cfg, ip); err != nil {
+			s.active.Add(-1)
+			s.closeRejected(conn, cfg, src, reason, time.Now(), err)
+			return
+		}
+	}
+	if limit := int64(cfg.MaxConnections); limit > 0 && n > limit {
+		s.active.Add(-1)
+		s.rejected.maxConns.Add(1)
+		s.closeRejected(conn, cfg, src, "max_connections", time.Now(), nil)
+		return
+	}
 	var adm admission
-	if !cfg.AcceptProxy && cfg.screens() {
-		src, _ := conn.RemoteAddr().(*net.TCPAddr)
-		tk, reason, err := s.screen(cfg, clientIP(src))
+	if screen {
+		tk, reason, err := s.screenLimits(cfg, ip)
 		if err != nil {
 			s.active.Add(-1)
 			s.closeRejected(conn, cfg, src, reason, time.Now(), err)
 			return
 		}
 		adm.ticket, adm.screened = tk, true
-	}
-	if limit := int64(cfg.MaxConnections); limit > 0 && n > limit {
-		s.active.Add(-1)
-		s.rejected.maxConns.Add(1)
-		adm.ticket.release(s.r.now().UnixNano())
-		s.closeRejected(conn, cfg, conn.RemoteAddr(), "max_connections", time.Now(), nil)
-		return
 	}
 	s.r.connWG.Add(1)
 	s.r.workers.run(func() { s.serve(conn, cfg, adm) })
@@ -111,7 +122,8 @@ func (s *service) admit(conn *net.TCPConn) {
 func (s *service) admitRouted(conn *net.TCPConn, adm admission) {
 	cfg := s.cfg.Load()
 	s.total.Add(1)
-	if limit := int64(cfg.MaxConnections); s.active.Add(1) > limit && limit > 0 {
+	n := s.active.Add(1)
+	if limit := int64(cfg.MaxConnections); limit > 0 && n > limit {
 		s.active.Add(-1)
 		s.rejected.maxConns.Add(1)
 		client := net.Addr(adm.src)

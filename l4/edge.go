@@ -58,10 +58,23 @@ func (c *serviceConfig) screens() bool {
 // rejection reason (the metric's label) and why, or the client's ticket to
 // release when the connection ends. It allocates nothing.
 func (s *service) screen(cfg *serviceConfig, ip netip.Addr) (clientTicket, string, error) {
+	if reason, err := s.screenAddr(cfg, ip); err != nil {
+		return clientTicket{}, reason, err
+	}
+	return s.screenLimits(cfg, ip)
+}
+
+// screenAddr is screen's first half: allow and deny.
+func (s *service) screenAddr(cfg *serviceConfig, ip netip.Addr) (string, error) {
 	if err := checkAddr(&cfg.Edge, ip); err != nil {
 		s.rejected.denied.Add(1)
-		return clientTicket{}, "denied", err
+		return "denied", err
 	}
+	return "", nil
+}
+
+// screenLimits is screen's second half: the per-client limits.
+func (s *service) screenLimits(cfg *serviceConfig, ip netip.Addr) (clientTicket, string, error) {
 	if cfg.clients == nil {
 		return clientTicket{}, "", nil
 	}

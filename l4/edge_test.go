@@ -248,3 +248,36 @@ func TestPerClientRate(t *testing.T) {
 		return strings.Count(logs.String(), "connection_rate_per_client") == 3
 	})
 }
+
+// TestServiceLimitBeforeClientRate: a client the service's max_connections
+// refuses takes no token of its per-client rate.
+func TestServiceLimitBeforeClientRate(t *testing.T) {
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	srv := startBackend(t, sayName("a"))
+	sc := testService("s", be("a", srv.addr))
+	sc.MaxConnections = 1
+	sc.ConnectionRatePerClient = config.Rate{Count: 2, Per: time.Minute}
+	rt, _ := startRuntime(t, testConfig(sc), func(r *Runtime) { r.now = clock.Now })
+	addr := rt.Addr("s").String()
+	held := dialFrom(t, "127.0.0.2", addr) // token 1
+	if _, err := io.ReadFull(held, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if served(t, "127.0.0.2", addr) {
+			t.Fatal("served beyond max_connections")
+		}
+	}
+	_ = held.Close()
+	waitFor(t, "the held connection to end", func() bool { return serviceView(t, rt, "s").ActiveConnections == 0 })
+	if !served(t, "127.0.0.2", addr) { // token 2: the refusals took none
+		t.Fatal("the service's refusals took the client's tokens")
+	}
+	waitFor(t, "that connection to end", func() bool { return serviceView(t, rt, "s").ActiveConnections == 0 })
+	if served(t, "127.0.0.2", addr) {
+		t.Fatal("a third token")
+	}
+	if v := serviceView(t, rt, "s"); v.Rejected.MaxConnections != 3 || v.Rejected.ClientLimit != 1 {
+		t.Fatalf("max_connections %d, client_limit %d; want 3 and 1", v.Rejected.MaxConnections, v.Rejected.ClientLimit)
+	}
+}
