@@ -153,6 +153,7 @@ func (r *Runtime) newService(name string) *service {
 	s.acceptLog.interval = logInterval
 	s.dialLog.interval = logInterval
 	s.attemptLog.interval = logInterval
+	s.clientLog.interval = logInterval
 	return s
 }
 
@@ -219,7 +220,7 @@ func (r *Runtime) assignFronts(order []*service, p *listenerPlan) []*acceptor {
 		group := groups[key]
 		f := r.listeners[key]
 		if f == nil {
-			f = &front{r: r, key: key, listen: group[0].cfg.Load().Listen}
+			f = &front{r: r}
 			f.routes.Store(newRouteTable(group))
 			f.start(p.opened[key])
 		} else {

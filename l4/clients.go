@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 )
 
 // clientTable keeps, per client address, the connections it has open and a
@@ -31,13 +30,12 @@ import (
 // the tokens it had spent. Clients with connections open are never
 // forgotten (their count must come back down); when all eight slots of a
 // set hold such clients, a new client of that set is admitted without
-// per-client accounting and counted in untracked, as HAProxy does when its
-// stick table is full.
+// per-client accounting (an empty ticket under a connection limit), as
+// HAProxy does when its stick table is full.
 type clientTable struct {
-	seed      [2]uint64
-	locks     [clientLocks]stripe
-	slots     []clientSlot // clientSets × clientWays
-	untracked atomic.Int64 // clients admitted without a slot
+	seed  [2]uint64
+	locks [clientLocks]stripe
+	slots []clientSlot // clientSets × clientWays
 }
 
 const (
@@ -109,7 +107,6 @@ func (t *clientTable) admit(a netip.Addr, now int64, l clientLimits) (clientTick
 		}
 		if free == nil {
 			mu.Unlock()
-			t.untracked.Add(1)
 			return clientTicket{}, nil
 		}
 		e = free

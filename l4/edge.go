@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/balancel4/balance-l4/config"
 )
@@ -82,6 +83,12 @@ func (s *service) screenLimits(cfg *serviceConfig, ip netip.Addr) (clientTicket,
 	if err != nil {
 		s.rejected.clientLimit.Add(1)
 		return clientTicket{}, "client_limit", err
+	}
+	if tk.t == nil && cfg.clientLimits.maxConns > 0 {
+		if ok, n := s.clientLog.allow(time.Now()); ok {
+			s.r.log.Warn().Str("service", s.name).Str("client", ip.String()).Int64("suppressed", n).
+				Msg("per-client table: every slot of this client's set holds a client with connections open; admitted without per-client accounting")
+		}
 	}
 	return tk, "", nil
 }

@@ -21,8 +21,6 @@ import (
 // services come and go behind it.
 type front struct {
 	r      *Runtime
-	key    string // listenKey
-	listen string // as configured
 	acc    *acceptor
 	routes atomic.Pointer[routeTable] // swapped whole by Apply
 }

@@ -42,6 +42,7 @@ type service struct {
 	acceptLog  logLimit // accept errors
 	dialLog    logLimit // clients closed without a backend
 	attemptLog logLimit // failed connect attempts
+	clientLog  logLimit // clients admitted past a full per-client table
 
 	mu    sync.Mutex // guards the connection list
 	conns connList   // every client connection
