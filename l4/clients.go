@@ -169,19 +169,3 @@ func (t *clientTable) setOf(addr [16]byte) int {
 	x ^= x >> 31
 	return int(x & (clientSets - 1))
 }
-
-// clients returns how many clients the table holds now (for tests).
-func (t *clientTable) clients(now int64) int {
-	n := 0
-	for set := range clientSets {
-		mu := &t.locks[set%clientLocks]
-		mu.Lock()
-		for _, w := range t.slots[set*clientWays : set*clientWays+clientWays] {
-			if w.used && (w.active > 0 || w.tat > now) {
-				n++
-			}
-		}
-		mu.Unlock()
-	}
-	return n
-}

@@ -251,3 +251,19 @@ func BenchmarkScreen(b *testing.B) {
 		})
 	})
 }
+
+// clients returns how many clients the table holds at now.
+func (t *clientTable) clients(now int64) int {
+	n := 0
+	for set := range clientSets {
+		mu := &t.locks[set%clientLocks]
+		mu.Lock()
+		for _, w := range t.slots[set*clientWays : set*clientWays+clientWays] {
+			if w.used && (w.active > 0 || w.tat > now) {
+				n++
+			}
+		}
+		mu.Unlock()
+	}
+	return n
+}

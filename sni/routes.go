@@ -78,9 +78,6 @@ func (r *Routes[T]) Add(pattern string, v T) error {
 	return nil
 }
 
-// Len is the number of patterns routed.
-func (r *Routes[T]) Len() int { return len(r.exact) + len(r.wild) }
-
 // Match returns the value the name routes to. name is as a client sent it:
 // any case, perhaps with a trailing dot.
 func (r *Routes[T]) Match(name string) (v T, ok bool) {
