@@ -27,6 +27,8 @@ type dnsmasq struct {
 	addr, hosts string
 	extra       []string
 	cmd         *exec.Cmd
+	exited      chan struct{}
+	started     bool // once: a restart keeps the port
 }
 
 func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasq {
@@ -43,12 +45,7 @@ func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasq {
 	if err := os.WriteFile(d.hosts, []byte(hosts), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.addr = pc.LocalAddr().String()
-	pc.Close()
+	d.addr = freeUDP(t)
 	d.start(t)
 	t.Cleanup(func() { d.stop() })
 	return d
@@ -56,6 +53,22 @@ func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasq {
 
 func (d *dnsmasq) start(t *testing.T) {
 	t.Helper()
+	for attempt := 0; ; attempt++ {
+		err := d.try()
+		if err == nil {
+			return
+		}
+		// A port free for UDP may be taken for TCP: a first start picks
+		// another; a restart must keep its port.
+		if d.started || attempt == 4 {
+			t.Fatalf("dnsmasq: %v", err)
+		}
+		d.addr = freeUDP(t)
+	}
+}
+
+// try starts dnsmasq on d.addr and waits until it answers over TCP.
+func (d *dnsmasq) try() error {
 	_, port, _ := net.SplitHostPort(d.addr)
 	args := append([]string{"-k", "--port=" + port, "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts, "--local=/test/", "--user=root", "--group=root",
@@ -64,27 +77,66 @@ func (d *dnsmasq) start(t *testing.T) {
 	if err != nil {
 		bin = "/usr/sbin/dnsmasq"
 	}
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting dnsmasq: %v", err)
+	cmd := exec.Command(bin, args...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
 	}
-	waitFor(t, "dnsmasq answering", func() bool {
-		c, err := net.DialTimeout("tcp", d.addr, 200*time.Millisecond)
-		if err != nil {
-			return false
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			return fmt.Errorf("exited at start on %s: %s", d.addr, out.String())
+		default:
 		}
-		c.Close()
-		return true
-	})
+		if c, err := net.DialTimeout("tcp", d.addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			d.cmd, d.exited, d.started = cmd, exited, true
+			return nil
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("no answer on %s within 10 s: %s", d.addr, out.String())
 }
 
 func (d *dnsmasq) stop() {
-	if d.cmd != nil && d.cmd.Process != nil {
+	if d.cmd != nil {
 		d.cmd.Process.Kill()
-		d.cmd.Wait()
+		<-d.exited
 		d.cmd = nil
 	}
+}
+
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
+}
+
+// syncBuffer is an output buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // setHosts rewrites the hosts file and has dnsmasq read it again.
