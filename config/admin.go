@@ -49,8 +49,8 @@ func readAdmin(t *table, a *Admin, getenv func(string) string) *boundListen {
 		return nil
 	}
 	if !isLoopback(host) && a.Token == "" && !a.AllowUnauthenticated {
-		t.c.add(p, "%q is not a loopback address: set admin.token (or %s), or allow_unauthenticated = true to serve without auth",
-			a.Listen, TokenEnv)
+		t.c.add(p, "%q is not a loopback address, so the admin server needs a token: set %s in the environment (docker run -e %s=...) or admin.token in the file, or allow_unauthenticated = true to serve without one",
+			a.Listen, TokenEnv, TokenEnv)
 	}
 	return &boundListen{addr: newListenAddr(host, port), path: p, text: a.Listen}
 }

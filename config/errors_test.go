@@ -216,7 +216,7 @@ func TestParseErrors(t *testing.T) {
 		{"admin.listen not host:port", doc(`[admin]`, `listen = "localhost"`),
 			[]wantErr{{"admin.listen", 2, "must be host:port"}}},
 		{"admin beyond loopback without a token", doc(`[admin]`, `listen = "0.0.0.0:9090"`),
-			[]wantErr{{"admin.listen", 2, "is not a loopback address: set admin.token (or BALANCE_ADMIN_TOKEN)"}}},
+			[]wantErr{{"admin.listen", 2, "is not a loopback address, so the admin server needs a token: set BALANCE_ADMIN_TOKEN in the environment"}}},
 		{"admin on every interface without a token", doc(`[admin]`, `listen = ":9090"`),
 			[]wantErr{{"admin.listen", 2, "is not a loopback address"}}},
 
