@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -89,7 +90,7 @@ func New(o Options) (*Server, error) {
 	if o.SampleEvery < 0 || o.RequestTimeout < 0 {
 		return nil, errors.New("admin: creating server: SampleEvery and RequestTimeout must not be negative")
 	}
-	if o.ReadToken != "" && (o.Token == "" || o.ReadToken == o.Token) {
+	if o.ReadToken != "" && (o.Token == "" || sameSecret(o.ReadToken, o.Token)) {
 		return nil, errors.New("admin: creating server: a ReadToken needs a Token, and must differ from it")
 	}
 	s := &Server{
@@ -230,3 +231,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // listenAddr is kept in the http.Server so tests and logs see one value.
 func (s *Server) listenAddr() string { return s.http.Addr }
+
+// sameSecret compares two secrets in constant time.
+func sameSecret(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
