@@ -58,7 +58,7 @@ func TestGetServiceAndBackend(t *testing.T) {
 		t.Fatalf("service = %+v", svc)
 	}
 	b := wantJSON[status.Backend](t, f.request("GET", "/api/v1/services/web/backends/b", ""), http.StatusOK)
-	if b.Name != "b" || b.State != "unhealthy" || b.Eligible || b.Reason != "unhealthy: connection refused" {
+	if b.Name != "b" || b.State != "unhealthy" || b.Eligible || b.Reason != "health checks failing" {
 		t.Fatalf("backend = %+v", b)
 	}
 	if b.LastCheck == nil || b.LastCheck.Error != "connection refused" {

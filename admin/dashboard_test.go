@@ -27,7 +27,7 @@ func TestDashboardPage(t *testing.T) {
 		`data-key="web/b" data-state="unhealthy"`,
 		`data-key="web/c" data-state="draining"`,
 		`data-key="db/pg1"`,
-		`DOWN 1/2`, `UP 0/3`, `DRAINING`, `unhealthy: connection refused`,
+		`DOWN 1/2`, `UP 0/3`, `DRAINING`, `health checks failing`,
 		`hx-post="/ui/services/web/backends/a/drain"`,
 		`hx-post="/ui/services/web/backends/c/undrain"`,
 		`hx-post="/ui/services/web/backends/a/weight"`,

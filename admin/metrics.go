@@ -44,7 +44,7 @@ var (
 	backendLabels = []string{"service", "backend"}
 	serviceLabels = []string{"service"}
 	// backendStates are the values of balance_backend_state's state label.
-	backendStates = []string{"healthy", "unhealthy", "draining"}
+	backendStates = []string{"healthy", "unhealthy", "draining", "pending"}
 )
 
 func newCollector(ctrl Controller, fleet FleetController) *collector {

@@ -1,8 +1,9 @@
 package health
 
 // State is what a backend may do: take new connections (Healthy), not take
-// them because the checks say so (Unhealthy), or not take them because an
-// operator drains it (Draining).
+// them because the checks say so (Unhealthy), not take them because an
+// operator drains it (Draining), or not take them yet because its first
+// check has not decided (Pending: a backend added while running).
 type State int32
 
 // The states, as the admin API spells them.
@@ -10,6 +11,7 @@ const (
 	Healthy   State = iota // "healthy"
 	Unhealthy              // "unhealthy"
 	Draining               // "draining"
+	Pending                // "pending"
 )
 
 func (s State) String() string {
@@ -20,6 +22,8 @@ func (s State) String() string {
 		return "unhealthy"
 	case Draining:
 		return "draining"
+	case Pending:
+		return "pending"
 	}
 	return "unknown"
 }

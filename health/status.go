@@ -38,12 +38,17 @@ type StatusSettings struct {
 	HealthyThreshold   int              // consecutive successes: unhealthy -> healthy; < 1 means 2
 	UnhealthyThreshold int              // consecutive failures: healthy -> unhealthy; < 1 means 3
 	Now                func() time.Time // nil means time.Now
+	// Pending starts the Status in the Pending state instead of Healthy:
+	// the first check result (or a forced verdict, or Decide) then moves it
+	// to healthy or unhealthy at once, whatever the thresholds.
+	Pending bool
 }
 
 // StatusSnapshot is a consistent copy of a Status.
 type StatusSnapshot struct {
 	State                                State
-	Healthy                              bool
+	Healthy                              bool // false while pending
+	Pending                              bool // no verdict yet, also while draining
 	ConsecutiveSuccesses                 int
 	ConsecutiveFailures                  int
 	HealthyThreshold, UnhealthyThreshold int
@@ -53,10 +58,12 @@ type StatusSnapshot struct {
 	ChecksSuccess, ChecksFailure         int64
 }
 
-// Status is one backend's health state machine. It starts healthy (SPEC §3:
-// at start every backend is healthy). State, Healthy and Draining take no
-// lock, so the data path may call them on every pick; everything else is
-// serialised by a mutex that is never held while calling out.
+// Status is one backend's health state machine. It starts healthy (at
+// start every backend is healthy), or pending when StatusSettings.Pending
+// says so (a backend added while running): then the first check decides,
+// pending -> healthy or pending -> unhealthy. State, Healthy and Draining
+// take no lock, so the data path may call them on every pick; everything
+// else is serialised by a mutex that is never held while calling out.
 //
 // Draining is sticky: check results and passive verdicts still move the
 // verdict (and are recorded in the history) while draining, but only Undrain
@@ -69,6 +76,7 @@ type Status struct {
 	mu         sync.Mutex
 	streak     Streak
 	draining   bool
+	undecided  bool // pending: no check has decided the verdict yet
 	lastCheck  Result
 	checked    bool
 	lastChange time.Time
@@ -90,14 +98,18 @@ type subscription struct {
 	active atomic.Bool
 }
 
-// NewStatus returns a healthy Status.
+// NewStatus returns a healthy Status, or a pending one if s.Pending.
 func NewStatus(s StatusSettings) *Status {
-	st := &Status{now: s.Now, streak: NewStreak(s.HealthyThreshold, s.UnhealthyThreshold)}
+	st := &Status{now: s.Now, streak: NewStreak(s.HealthyThreshold, s.UnhealthyThreshold), undecided: s.Pending}
 	if st.now == nil {
 		st.now = time.Now
 	}
-	st.state.Store(int32(Healthy))
-	st.healthy.Store(true)
+	if s.Pending {
+		st.state.Store(int32(Pending))
+	} else {
+		st.state.Store(int32(Healthy))
+		st.healthy.Store(true)
+	}
 	st.lastChange = st.now() // "in this state since": since it was created
 	return st
 }
@@ -105,14 +117,16 @@ func NewStatus(s StatusSettings) *Status {
 // State is the current state; it takes no lock.
 func (s *Status) State() State { return State(s.state.Load()) }
 
-// Healthy is the checks' verdict, also while draining; it takes no lock.
+// Healthy is the checks' verdict, also while draining (false while
+// pending); it takes no lock.
 func (s *Status) Healthy() bool { return s.healthy.Load() }
 
 // Draining reports whether an operator drains the backend; it takes no lock.
 func (s *Status) Draining() bool { return s.State() == Draining }
 
 // RecordCheck records an active check's result: it extends a streak and may
-// flip the verdict. A zero r.Time means now.
+// flip the verdict. While pending, the result decides the verdict at once. A
+// zero r.Time means now.
 func (s *Status) RecordCheck(r Result) {
 	if r.Time.IsZero() {
 		r.Time = s.now()
@@ -124,7 +138,14 @@ func (s *Status) RecordCheck(r Result) {
 	} else {
 		s.badChecks++
 	}
-	if s.streak.Record(r.OK) {
+	flipped := s.streak.Record(r.OK)
+	switch {
+	case s.undecided && r.OK:
+		s.verdictChangedLocked(r.Time, "first check passed")
+	case s.undecided:
+		s.streak.Force(false) // keeps the failure just counted
+		s.verdictChangedLocked(r.Time, "first check failed: "+r.Err)
+	case flipped:
 		var reason string
 		if r.OK {
 			reason = fmt.Sprintf("%d consecutive successful checks", s.streak.Successes())
@@ -148,24 +169,48 @@ func (s *Status) MarkHealthy(reason string) { s.force(true, reason) }
 
 func (s *Status) force(healthy bool, reason string) {
 	s.mu.Lock()
-	if s.streak.Force(healthy) {
+	if s.streak.Force(healthy) || s.undecided {
 		s.verdictChangedLocked(s.now(), reason)
 	}
 	s.unlockAndNotify()
 }
 
-// verdictChangedLocked publishes a flipped verdict. While draining the state
-// stays draining: the flip goes into the history only, so an operator sees
-// that a drained backend died, but listeners hear of it at Undrain.
+// Decide ends the pending state without a check (active checks were turned
+// off): the backend becomes healthy. It does nothing when not pending.
+func (s *Status) Decide(reason string) {
+	s.mu.Lock()
+	if s.undecided {
+		s.streak.Force(true)
+		s.verdictChangedLocked(s.now(), reason)
+	}
+	s.unlockAndNotify()
+}
+
+// verdictChangedLocked publishes a flipped (or, from pending, a first)
+// verdict. While draining the state stays draining: the flip goes into the
+// history only, so an operator sees that a drained backend died, but
+// listeners hear of it at Undrain.
 func (s *Status) verdictChangedLocked(t time.Time, reason string) {
 	healthy := s.streak.Healthy()
 	s.healthy.Store(healthy)
+	from := verdictState(!healthy)
+	if s.undecided {
+		from, s.undecided = Pending, false
+	}
 	if s.draining {
-		s.addEventLocked(Event{Time: t, From: verdictState(!healthy).String(),
+		s.addEventLocked(Event{Time: t, From: from.String(),
 			To: verdictState(healthy).String(), Reason: reason + " (while draining)"})
 		return
 	}
 	s.setStateLocked(t, verdictState(healthy), reason)
+}
+
+// verdictLocked is the state the backend has when it is not draining.
+func (s *Status) verdictLocked() State {
+	if s.undecided {
+		return Pending
+	}
+	return verdictState(s.streak.Healthy())
 }
 
 // Drain starts draining; it reports false when already draining.
@@ -179,13 +224,13 @@ func (s *Status) Drain(reason string) (changed bool) {
 	return changed
 }
 
-// Undrain stops draining, to healthy or unhealthy as the verdict says; it
-// reports false when not draining.
+// Undrain stops draining, to healthy, unhealthy or pending as the verdict
+// says; it reports false when not draining.
 func (s *Status) Undrain(reason string) (changed bool) {
 	s.mu.Lock()
 	if s.draining {
 		s.draining, changed = false, true
-		s.setStateLocked(s.now(), verdictState(s.streak.Healthy()), reason)
+		s.setStateLocked(s.now(), s.verdictLocked(), reason)
 	}
 	s.unlockAndNotify()
 	return changed
@@ -244,7 +289,8 @@ func (s *Status) Snapshot() StatusSnapshot {
 	rise, fall := s.streak.Thresholds()
 	snap := StatusSnapshot{
 		State:                s.State(),
-		Healthy:              s.streak.Healthy(),
+		Healthy:              s.streak.Healthy() && !s.undecided,
+		Pending:              s.undecided,
 		ConsecutiveSuccesses: s.streak.Successes(),
 		ConsecutiveFailures:  s.streak.Failures(),
 		HealthyThreshold:     rise,

@@ -416,3 +416,118 @@ func BenchmarkStatusRecordCheck(b *testing.B) {
 		s.RecordCheck(r)
 	}
 }
+
+// TestStatusPending: a Status made pending is neither healthy nor unhealthy
+// until its first check, which decides at once whatever the thresholds;
+// after that the thresholds apply as usual. Draining keeps the pending
+// verdict underneath, and a forced verdict or Decide ends it too.
+func TestStatusPending(t *testing.T) {
+	events := func(s *Status) []string {
+		var out []string
+		for _, e := range s.Snapshot().Events {
+			out = append(out, e.From+"->"+e.To+": "+e.Reason)
+		}
+		return out
+	}
+	pending := func(t *testing.T) (*Status, *recorder) {
+		t.Helper()
+		s := NewStatus(StatusSettings{HealthyThreshold: 2, UnhealthyThreshold: 3, Now: newFakeClock().Now, Pending: true})
+		rec := &recorder{}
+		s.Subscribe(rec.listen)
+		snap := s.Snapshot()
+		if s.State() != Pending || s.Healthy() || !snap.Pending || snap.Healthy || snap.State != Pending || len(snap.Events) != 0 {
+			t.Fatalf("fresh pending status: state %v healthy %v snapshot %+v", s.State(), s.Healthy(), snap)
+		}
+		return s, rec
+	}
+
+	t.Run("first check passes", func(t *testing.T) {
+		s, rec := pending(t)
+		s.RecordCheck(passed())
+		if s.State() != Healthy || !s.Healthy() || s.Snapshot().Pending {
+			t.Fatalf("after a passing first check: %v healthy %v", s.State(), s.Healthy())
+		}
+		if got := rec.got(); !reflect.DeepEqual(got, []string{"pending->healthy: first check passed"}) {
+			t.Fatalf("changes %q", got)
+		}
+		// From here the thresholds apply: 3 failures to go down.
+		s.RecordCheck(failed("refused"))
+		s.RecordCheck(failed("refused"))
+		if s.State() != Healthy {
+			t.Fatalf("two failures after the first check took it %v", s.State())
+		}
+	})
+
+	t.Run("first check fails", func(t *testing.T) {
+		s, rec := pending(t)
+		s.RecordCheck(failed("connection refused"))
+		snap := s.Snapshot()
+		if s.State() != Unhealthy || s.Healthy() || snap.Pending || snap.ConsecutiveFailures != 1 {
+			t.Fatalf("after a failing first check: %v healthy %v failures %d", s.State(), s.Healthy(), snap.ConsecutiveFailures)
+		}
+		if got := events(s); !reflect.DeepEqual(got, []string{"pending->unhealthy: first check failed: connection refused"}) {
+			t.Fatalf("events %q", got)
+		}
+		if got := rec.got(); len(got) != 1 {
+			t.Fatalf("changes %q", got)
+		}
+		// Back with the healthy threshold's run of successes.
+		s.RecordCheck(passed())
+		if s.State() != Unhealthy {
+			t.Fatal("one success brought it back; the healthy threshold is 2")
+		}
+		s.RecordCheck(passed())
+		if s.State() != Healthy {
+			t.Fatalf("two successes left it %v", s.State())
+		}
+	})
+
+	t.Run("drained while pending", func(t *testing.T) {
+		s, _ := pending(t)
+		s.Drain("by api")
+		if snap := s.Snapshot(); snap.State != Draining || !snap.Pending {
+			t.Fatalf("drained pending: %+v", snap)
+		}
+		s.Undrain("by api")
+		if s.State() != Pending {
+			t.Fatalf("undrained before any check: %v, want pending", s.State())
+		}
+		s.Drain("by api")
+		s.RecordCheck(failed("refused"))
+		if s.State() != Draining || s.Healthy() || s.Snapshot().Pending {
+			t.Fatalf("checked while draining: %v healthy %v", s.State(), s.Healthy())
+		}
+		if got := events(s)[0]; got != "pending->unhealthy: first check failed: refused (while draining)" {
+			t.Fatalf("newest event %q", got)
+		}
+		s.Undrain("by api")
+		if s.State() != Unhealthy {
+			t.Fatalf("undrained after a failed first check: %v", s.State())
+		}
+	})
+
+	t.Run("passive verdict", func(t *testing.T) {
+		s, _ := pending(t)
+		s.MarkUnhealthy("passive: 3 consecutive failures")
+		if s.State() != Unhealthy || events(s)[0] != "pending->unhealthy: passive: 3 consecutive failures" {
+			t.Fatalf("%v %q", s.State(), events(s))
+		}
+	})
+
+	t.Run("decide", func(t *testing.T) {
+		s, rec := pending(t)
+		s.Decide("active checks turned off")
+		if s.State() != Healthy || !s.Healthy() {
+			t.Fatalf("decided: %v", s.State())
+		}
+		s.Decide("again")
+		if got := rec.got(); !reflect.DeepEqual(got, []string{"pending->healthy: active checks turned off"}) {
+			t.Fatalf("changes %q", got)
+		}
+		started := NewStatus(StatusSettings{})
+		started.Decide("not pending")
+		if started.State() != Healthy || len(started.Snapshot().Events) != 0 {
+			t.Fatal("Decide changed a status that was not pending")
+		}
+	})
+}

@@ -28,10 +28,7 @@ type backend struct {
 	slowStart  atomic.Int64 // the service's slow_start, in ns
 	rampStart  atomic.Int64 // unix ns when the current slow start began; 0 = none
 
-	// awaitingCheck keeps a backend added by a reload out of rotation until
-	// its first active check passes.
-	awaitingCheck atomic.Bool
-	removed       atomic.Bool
+	removed atomic.Bool
 
 	active   atomic.Int64
 	total    atomic.Int64
@@ -100,7 +97,6 @@ func (b *backend) ActiveConnections() int64 { return b.active.Load() }
 func (b *backend) Eligible() bool {
 	return b.status.State() == health.Healthy &&
 		!b.removed.Load() &&
-		!b.awaitingCheck.Load() &&
 		b.weight() > 0 &&
 		b.underLimit() &&
 		b.breaker.Load().Ready()
@@ -118,10 +114,10 @@ func (b *backend) reason() string {
 		return "removed from the configuration"
 	case b.status.Draining():
 		return "draining"
+	case b.status.State() == health.Pending:
+		return "waiting for its first health check"
 	case !b.status.Healthy():
 		return "health checks failing"
-	case b.awaitingCheck.Load():
-		return "waiting for its first successful health check"
 	case b.weight() <= 0:
 		return "weight is 0"
 	case !b.underLimit():

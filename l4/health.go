@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"context"
 	"time"
 
 	"github.com/balancel4/balance-l4/config"
@@ -13,15 +12,16 @@ import (
 // state machine, passive checks, circuit breaker and active check target,
 // and what their changes do to connections.
 
-// newBackend returns a healthy backend of s, subscribed to its own state
-// changes.
-func (s *service) newBackend(bc config.Backend, hc config.HealthCheck) *backend {
+// newBackend returns a backend of s, subscribed to its own state changes:
+// healthy, or pending (its first active check decides) if pending is set.
+func (s *service) newBackend(bc config.Backend, hc config.HealthCheck, pending bool) *backend {
 	b := &backend{svc: s, name: bc.Name, address: bc.Address, sockaddr: newSockaddr(bc.Address), now: s.r.now, conns: connList{which: backendList}}
 	b.opWeight.Store(-1)
 	b.status = health.NewStatus(health.StatusSettings{
 		HealthyThreshold:   hc.HealthyThreshold,
 		UnhealthyThreshold: hc.UnhealthyThreshold,
 		Now:                s.r.now,
+		Pending:            pending,
 	})
 	b.unsubscribe = b.status.Subscribe(b.onStateChange)
 	return b
@@ -37,7 +37,7 @@ func (b *backend) configure(bc config.Backend, sc *config.Service, prev *backend
 	hc := sc.HealthCheck
 	b.status.SetThresholds(hc.HealthyThreshold, hc.UnhealthyThreshold)
 	if !hc.Enabled {
-		b.awaitingCheck.Store(false)
+		b.status.Decide("active health checks turned off")
 	}
 
 	switch {
@@ -196,21 +196,6 @@ func (b *backend) stopTimers() {
 	}
 	b.drainTimer, b.reviveTimer = nil, nil
 	b.mu.Unlock()
-}
-
-// firstCheck lets a backend added by a reload into rotation once an active
-// check passed; until then it counts as not eligible.
-type firstCheck struct {
-	health.Checker
-	b *backend
-}
-
-func (f firstCheck) Check(ctx context.Context, addr string) error {
-	err := f.Checker.Check(ctx, addr)
-	if err == nil && f.b.awaitingCheck.CompareAndSwap(true, false) {
-		f.b.startRamp()
-	}
-	return err
 }
 
 // checkSettings translates the file's health check into the health package's.

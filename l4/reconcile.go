@@ -18,8 +18,10 @@ import (
 //     counters, drain flag, operator weight, passive checker and breaker
 //     (unless their settings changed) and its connections; only its
 //     configured weight, backup flag and limit follow want;
-//   - an added one starts healthy; once the runtime has started, it takes
-//     traffic only after its first active check passed (if checks are on);
+//   - an added one starts healthy before the runtime has started, and
+//     pending after (if checks are on): its first active check decides,
+//     pending -> healthy (it takes traffic, slow start applies) or
+//     pending -> unhealthy (healthy_threshold passing checks bring it in);
 //   - a removed one takes no new connection and is forgotten once its
 //     connections ended by themselves or at the service's drain timeout.
 //
@@ -38,8 +40,7 @@ func (r *Runtime) reconcileBackends(s *service, want []config.Backend) (added, r
 		b := s.backends[key]
 		var prev *backendSettings
 		if b == nil {
-			b = s.newBackend(bc, hc)
-			b.awaitingCheck.Store(r.started && hc.Enabled)
+			b = s.newBackend(bc, hc, r.started && hc.Enabled)
 			r.restorePending(b)
 			added = append(added, id)
 		} else {
@@ -59,7 +60,7 @@ func (r *Runtime) reconcileBackends(s *service, want []config.Backend) (added, r
 			ops = append(ops, monitorOp{add: &health.Target{
 				ID:       id,
 				Address:  b.address,
-				Checker:  firstCheck{Checker: s.checker, b: b},
+				Checker:  s.checker,
 				Interval: hc.Interval,
 				Timeout:  hc.Timeout,
 				Status:   b.status,

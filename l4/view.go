@@ -102,7 +102,10 @@ func (s *service) backendView(b *backend) status.Backend {
 		LastChange:           snap.LastChange,
 		Events:               make([]status.Event, 0, len(snap.Events)),
 	}
-	if snap.Healthy {
+	switch {
+	case snap.Pending:
+		v.Health = health.Pending.String()
+	case snap.Healthy:
 		v.Health = health.Healthy.String()
 	}
 	if br := b.breaker.Load(); br != nil {

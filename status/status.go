@@ -74,8 +74,8 @@ type Backend struct {
 	EffectiveWeight      float64   `json:"effective_weight"` // weight after slow start
 	Backup               bool      `json:"backup"`
 	MaxConnections       int       `json:"max_connections"`
-	State                string    `json:"state"`   // healthy | unhealthy | draining
-	Health               string    `json:"health"`  // healthy | unhealthy
+	State                string    `json:"state"`   // healthy | unhealthy | draining | pending
+	Health               string    `json:"health"`  // healthy | unhealthy | pending (added while running, not checked yet)
 	Circuit              string    `json:"circuit"` // closed | open | half_open
 	Eligible             bool      `json:"eligible"`
 	ActiveConnections    int64     `json:"active_connections"`

@@ -402,7 +402,7 @@ func (b *backend) event(now time.Time, from, to, reason string) {
 	b.view.LastChange = now
 }
 
-// derive applies SPEC §3's eligibility rules.
+// derive applies the eligibility rules, with the data path's reasons.
 func (b *backend) derive() {
 	v := &b.view
 	v.State = v.Health
@@ -419,11 +419,10 @@ func (b *backend) reason() string {
 	switch {
 	case b.draining:
 		return "draining"
+	case v.Health == "pending":
+		return "waiting for its first health check"
 	case v.Health != "healthy":
-		if v.LastCheck != nil && v.LastCheck.Error != "" {
-			return "unhealthy: " + v.LastCheck.Error
-		}
-		return "unhealthy"
+		return "health checks failing"
 	case v.Circuit == "open":
 		return "circuit breaker open"
 	case v.Weight == 0:

@@ -30,7 +30,8 @@ func TestEligibility(t *testing.T) {
 		{"unhealthy", func(b *status.Backend) {
 			b.Health = "unhealthy"
 			b.LastCheck = &status.Check{Error: "refused"}
-		}, false, "unhealthy: refused"},
+		}, false, "health checks failing"},
+		{"pending", func(b *status.Backend) { b.Health = "pending" }, false, "waiting for its first health check"},
 		{"circuit open", func(b *status.Backend) { b.Circuit = "open" }, false, "circuit breaker open"},
 		{"half-open allows a trial", func(b *status.Backend) { b.Circuit = "half_open" }, false, ""},
 		{"weight 0", func(b *status.Backend) { b.Weight = 0 }, false, "weight is 0"},
