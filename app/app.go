@@ -38,6 +38,13 @@ type Options struct {
 	Log        zerolog.Logger
 	Version    string
 
+	// AccessLog, when set, writes the access log instead of Log (the
+	// access_log_file's logger); ReopenLogs reopens that file. Every
+	// reload calls it first, also one that is then rejected, so
+	// logrotate's `kill -HUP` works whatever the file now holds.
+	AccessLog  *zerolog.Logger
+	ReopenLogs func() error
+
 	// Handover holds the listeners an old process handed over when this
 	// one was started by an upgrade (SPEC §8); nil on a plain start. Every
 	// listener, the services' and the admin server's, is taken from it when
@@ -50,9 +57,10 @@ type Options struct {
 type App struct {
 	*l4.Runtime
 
-	path  string
-	log   zerolog.Logger
-	admin *admin.Server
+	path       string
+	log        zerolog.Logger
+	admin      *admin.Server
+	reopenLogs func() error // nil: no log file of its own
 
 	reloadMu sync.Mutex // one reload at a time
 	mu       sync.Mutex // guards cfg; also serialises state file writes
@@ -79,13 +87,14 @@ var _ admin.Controller = (*App)(nil)
 // admin server. An error names what could not be started.
 func Start(o Options) (*App, error) {
 	a := &App{
-		path:    o.ConfigPath,
-		log:     o.Log,
-		cfg:     o.Config,
-		version: o.Version,
+		path:       o.ConfigPath,
+		log:        o.Log,
+		cfg:        o.Config,
+		version:    o.Version,
+		reopenLogs: o.ReopenLogs,
 	}
 	a.handover = o.Handover
-	a.Runtime = l4.NewRuntime(l4.Options{Log: o.Log, Listen: a.listenFunc("service", l4.Listen)})
+	a.Runtime = l4.NewRuntime(l4.Options{Log: o.Log, AccessLog: o.AccessLog, Listen: a.listenFunc("service", l4.Listen)})
 	a.digest.Store(configDigest(o.Config))
 	// The admin listener first: a port in use stops the start before the
 	// fleet is joined or any service listens.
@@ -189,10 +198,12 @@ func (a *App) Config() *config.Config {
 }
 
 // Reload re-reads the configuration file. On any error nothing changes and
-// the error, which wraps status.ErrInvalid, lists every problem.
+// the error, which wraps status.ErrInvalid, lists every problem. The access
+// log file is reopened first, whatever the outcome.
 func (a *App) Reload(by string) (status.Reload, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	a.ReopenLogs(by)
 	log := a.log.With().Str("by", by).Str("path", a.path).Logger()
 	if err := a.changesRefused(); err != nil {
 		log.Warn().Err(err).Msg("reload refused")
@@ -246,6 +257,20 @@ func (a *App) Reload(by string) (status.Reload, error) {
 		Strs("backends_added", rl.BackendsAdded).Strs("backends_removed", rl.BackendsRemoved).
 		Strs("backends_changed", rl.BackendsChanged).Msg("configuration reloaded")
 	return rl, nil
+}
+
+// ReopenLogs reopens the access log file, when there is one, so that
+// lines go to a new file at its path after logrotate renamed the old one.
+// When it cannot be opened, lines keep going to the old one.
+func (a *App) ReopenLogs(by string) {
+	if a.reopenLogs == nil {
+		return
+	}
+	if err := a.reopenLogs(); err != nil {
+		a.log.Error().Err(err).Str("by", by).Msg("access log file not reopened: still writing to the file open before")
+		return
+	}
+	a.log.Info().Str("by", by).Msg("access log file reopened")
 }
 
 func joinSummary(a, b string) string {

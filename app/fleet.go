@@ -45,7 +45,7 @@ func (a *App) startFleet(cfg *config.Config, saved *fleet.Saved) (l4.OperatorSta
 	select {
 	case <-f.Synced():
 	case <-time.After(wait):
-		a.log.Warn().Str("waited", wait.String()).Bool("state_file", saved != nil).
+		a.log.Warn().Dur("waited_ms", wait).Bool("state_file", saved != nil).
 			Msg("fleet state not read from etcd yet: starting with the state file's copy; it is applied as soon as etcd answers")
 	}
 	return a.fleetWants(cfg), nil

@@ -335,7 +335,7 @@ var specKeys = []string{
 	"shutdown_timeout", "state_file",
 	"admin", "admin.listen", "admin.token", "admin.allow_unauthenticated",
 	"admin.read_token", "admin.tls_cert", "admin.tls_key",
-	"log", "log.level", "log.format", "log.access_log",
+	"log", "log.level", "log.format", "log.access_log", "log.access_log_file",
 	"health_check", "health_check.enabled", "health_check.type", "health_check.interval", "health_check.timeout",
 	"health_check.healthy_threshold", "health_check.unhealthy_threshold", "health_check.path",
 	"health_check.expected_status", "health_check.expect_body", "health_check.send", "health_check.expect",

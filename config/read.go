@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -74,7 +77,33 @@ func readLog(t *table, l *Log) {
 	t.enum("level", &l.Level, "debug", "info", "warn", "error")
 	t.enum("format", &l.Format, "console", "json")
 	t.boolean("access_log", &l.AccessLog)
+	if t.str("access_log_file", &l.AccessLogFile) {
+		checkAccessLogFile(t, l.AccessLogFile)
+	}
 	t.finish()
+}
+
+// checkAccessLogFile: the file is created at start if need be, so its
+// directory must exist, and the path must not be a directory. -check finds
+// a typo in the path before a start does. The path is relative to the
+// working directory, like admin.tls_cert.
+func checkAccessLogFile(t *table, path string) {
+	p := t.path.key("access_log_file")
+	if path == "" {
+		return // the default: the access log goes to stderr
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		t.c.add(p, "%q is a directory; name a file in it", path)
+		return
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		t.c.add(p, "directory %q of %q: %v", dir, path, errors.Unwrap(err))
+	case !fi.IsDir():
+		t.c.add(p, "%q of %q is not a directory", dir, path)
+	}
 }
 
 // Health-check types, as written in the file.

@@ -32,6 +32,9 @@ type Log struct {
 	Level     string // debug | info | warn | error
 	Format    string // console | json
 	AccessLog bool
+	// AccessLogFile, when set, receives the access log instead of stderr
+	// (appended to; reopened by every reload for logrotate). "" = stderr.
+	AccessLogFile string
 }
 
 // HealthCheck is the effective health-check configuration of one service: the

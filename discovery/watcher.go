@@ -118,7 +118,7 @@ func (w *Watcher) Found(found []config.Backend) {
 	now := w.o.Now()
 	set, missing := w.hold.answer(now, found)
 	for _, name := range missing {
-		w.log.Warn().Str("backend", name).Str("hold", w.o.Source.Hold.String()).
+		w.log.Warn().Str("backend", name).Dur("hold_ms", w.o.Source.Hold).
 			Msg("discovered backend missing from the answer; kept until it has been missing for hold")
 	}
 	w.mu.Lock()

@@ -474,7 +474,7 @@ func (f *Fleet) resync(cli *clientv3.Client) (int64, error) {
 	if was {
 		f.log.Info().Int64("revision", rev).Int("changed", len(keys)).Msg("fleet state read again")
 	} else {
-		f.log.Info().Int64("revision", rev).Int("changed", len(keys)).Str("unreachable_for", down.Round(time.Millisecond).String()).
+		f.log.Info().Int64("revision", rev).Int("changed", len(keys)).Dur("unreachable_for_ms", down.Round(time.Millisecond)).
 			Msg("fleet store reachable: state read and applied")
 	}
 	f.changed(keys, true)

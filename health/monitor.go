@@ -259,7 +259,7 @@ func (m *Monitor) record(t *Target, start time.Time, err error) {
 	}
 	t.Status.RecordCheck(r)
 	m.log.Debug().Str("target", t.ID).Str("address", t.Address).Bool("ok", r.OK).
-		Dur("duration", r.Duration).Str("error", r.Err).Msg("health check")
+		Dur("duration_ms", r.Duration.Round(time.Microsecond)).Str("error", r.Err).Msg("health check")
 }
 
 func (m *Monitor) noteLateness(late, interval time.Duration) {

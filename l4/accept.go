@@ -59,7 +59,7 @@ func (f *front) acceptLoop(a *acceptor) {
 			s.acceptErrors.Add(1)
 			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
 			if ok, n := s.acceptLog.allow(time.Now()); ok {
-				s.r.log.Error().Err(err).Str("service", s.name).Dur("retry_in", delay).
+				s.r.log.Error().Err(err).Str("service", s.name).Dur("retry_in_ms", delay).
 					Int64("suppressed", n).Msg("accepting connections failed; backing off")
 			}
 			t := time.NewTimer(delay)

@@ -172,7 +172,7 @@ func (b *backend) startDrainTimer(d time.Duration) {
 	b.drainTimer = time.AfterFunc(d, func() {
 		if n := b.abortAll(endDrainTimeout); n > 0 {
 			b.svc.r.log.Warn().Str("service", b.svc.name).Str("backend", b.name).Int("connections", n).
-				Dur("drain_timeout", d).Msg("drain timeout reached: closed the remaining connections")
+				Dur("drain_timeout_ms", d).Msg("drain timeout reached: closed the remaining connections")
 		}
 	})
 }

@@ -19,6 +19,10 @@ type Options struct {
 	Now  func() time.Time // nil means time.Now
 	Rand func() uint64    // nil means math/rand/v2's Uint64
 
+	// AccessLog, when set, writes the access log (one line per closed
+	// client connection) instead of Log.
+	AccessLog *zerolog.Logger
+
 	// Listen opens a service's listener ("tcp", the configured address);
 	// nil means the package's Listen. An upgrade sets it to take the
 	// listeners the old process handed over. It must return a
@@ -32,6 +36,7 @@ var ErrShutdown = errors.New("l4: runtime is shut down")
 // Runtime owns every service, its listener, backends and health checks.
 type Runtime struct {
 	log    zerolog.Logger
+	access zerolog.Logger // the access log: log, or its own
 	now    func() time.Time
 	rand   func() uint64
 	listen func(network, addr string) (net.Listener, error)
@@ -70,9 +75,14 @@ func NewRuntime(o Options) *Runtime {
 	if o.Listen == nil {
 		o.Listen = Listen
 	}
+	access := o.Log
+	if o.AccessLog != nil {
+		access = *o.AccessLog
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		log:       o.Log,
+		access:    access,
 		listen:    o.Listen,
 		now:       o.Now,
 		rand:      o.Rand,

@@ -180,27 +180,27 @@ func addrString(a net.Addr) string {
 
 // logClosed writes the access log line of a served connection.
 func (s *service) logClosed(client net.Addr, be *backend, attempts int, c *proxyConn, why ending, start time.Time) {
-	s.r.log.Info().
+	s.r.access.Info().
 		Str("client", addrString(client)).
 		Str("service", s.name).
 		Str("backend", be.name).
 		Int("attempts", attempts).
 		Int64("bytes_in", c.up.bytes.Load()).
 		Int64("bytes_out", c.down.bytes.Load()).
-		Dur("duration", time.Since(start)).
+		Dur("duration_ms", time.Since(start).Round(time.Microsecond)).
 		Str("end", why.String()).
 		Msg("connection closed")
 }
 
 // logRejected writes the access log line of a connection that was not served.
 func (s *service) logRejected(client net.Addr, end string, attempts int, start time.Time, err error) {
-	e := s.r.log.Info().
+	e := s.r.access.Info().
 		Str("client", addrString(client)).
 		Str("service", s.name).
 		Int("attempts", attempts).
 		Int64("bytes_in", 0).
 		Int64("bytes_out", 0).
-		Dur("duration", time.Since(start)).
+		Dur("duration_ms", time.Since(start).Round(time.Microsecond)).
 		Str("end", end)
 	if err != nil {
 		e = e.Err(err)

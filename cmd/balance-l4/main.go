@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -106,7 +105,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// During an upgrade two processes write to the same log: the PID tells them apart.
-	log := newLogger(cfg.Log, stderr).With().Int("pid", os.Getpid()).Logger()
+	log := newLogger(cfg.Log, stderr, useColor(stderr, os.Getenv)).With().Int("pid", os.Getpid()).Logger()
+	// The access log goes to its own file instead of stderr when one is set
+	// (README "Logs"); every reload reopens it, for logrotate.
+	var accessLog *zerolog.Logger
+	var reopenLogs func() error
+	if cfg.Log.AccessLogFile != "" {
+		f, err := openLogFile(cfg.Log.AccessLogFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "balance-l4: %v\n", err)
+			return exitConfig
+		}
+		defer f.Close()
+		l := newAccessLogger(cfg.Log, f).With().Int("pid", os.Getpid()).Logger()
+		accessLog, reopenLogs = &l, f.Reopen
+	}
 	handover, err := upgrade.Inherit()
 	if err != nil {
 		log.Warn().Err(err).Msg("starting without a hand-over")
@@ -116,7 +129,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		start = start.Int("old_pid", handover.Parent)
 	}
 	start.Msg("starting balance-l4")
-	a, err := app.Start(app.Options{ConfigPath: *configPath, Config: cfg, Log: log, Version: buildVersion(), Handover: handover})
+	a, err := app.Start(app.Options{ConfigPath: *configPath, Config: cfg, Log: log, AccessLog: accessLog, ReopenLogs: reopenLogs,
+		Version: buildVersion(), Handover: handover})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitConfig
@@ -163,13 +177,13 @@ func serve(a *app.App, log zerolog.Logger, sigs, usr2 chan os.Signal, up *upgrad
 			continue // failed and logged: serving as before
 		}
 		if sig == syscall.SIGHUP {
-			a.Reload("SIGHUP") // logs its own outcome
+			a.Reload("SIGHUP") // reopens the access log file and logs its own outcome
 			continue
 		}
 		up.cancel() // an upgrade under way: its new process is stopped
 		beforeShutdown()
 		timeout := a.Config().ShutdownTimeout
-		log.Info().Str("signal", sig.String()).Dur("shutdown_timeout", timeout).Msg("shutting down: no longer accepting; waiting for connections")
+		log.Info().Str("signal", sig.String()).Dur("shutdown_timeout_ms", timeout).Msg("shutting down: no longer accepting; waiting for connections")
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		go func() {
 			for s := range sigs {
@@ -198,18 +212,6 @@ func shutdownNow(a *app.App, log zerolog.Logger) {
 	if err := a.Shutdown(ctx); err != nil {
 		log.Error().Err(err).Msg("shutdown")
 	}
-}
-
-func newLogger(c config.Log, w io.Writer) zerolog.Logger {
-	level, err := zerolog.ParseLevel(c.Level)
-	if err != nil {
-		level = zerolog.InfoLevel // config validation already rejects bad levels
-	}
-	out := w
-	if c.Format == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }
 
 func buildVersion() string {

@@ -64,7 +64,7 @@ func newUpgrader(a *app.App, log zerolog.Logger, args []string, pidFile string, 
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
 			u.timeout = d
 		} else {
-			log.Warn().Str("BALANCE_UPGRADE_TIMEOUT", v).Str("using", u.timeout.String()).Msg("not a positive duration; ignored")
+			log.Warn().Str("BALANCE_UPGRADE_TIMEOUT", v).Dur("using_ms", u.timeout).Msg("not a positive duration; ignored")
 		}
 	}
 	return u
@@ -107,7 +107,7 @@ func (u *upgrader) ready(h *upgrade.Handover, cfg *config.Config) bool {
 	if cfg.Fleet.Enabled() {
 		wait := cfg.Fleet.DialTimeout + cfg.Fleet.RequestTimeout
 		if !u.a.WaitRegistered(wait) {
-			u.log.Warn().Str("waited", wait.String()).Msg("upgrade: fleet registry entry not written yet (etcd unreachable?); it is taken over as soon as etcd answers")
+			u.log.Warn().Dur("waited_ms", wait).Msg("upgrade: fleet registry entry not written yet (etcd unreachable?); it is taken over as soon as etcd answers")
 		}
 	}
 	u.mu.Lock()
@@ -196,7 +196,7 @@ func (u *upgrader) run(ctx context.Context, done chan struct{}) {
 		u.log.Warn().Err(err).Msg("upgrade: SIGUSR2 ignored")
 		return
 	}
-	u.log.Info().Str("binary", u.path).Strs("args", u.args).Int("listeners", len(lns)).Str("timeout", u.timeout.String()).
+	u.log.Info().Str("binary", u.path).Strs("args", u.args).Int("listeners", len(lns)).Dur("timeout_ms", u.timeout).
 		Msg("upgrade: starting the new binary (SIGUSR2)")
 	c, err := upgrade.Start(upgrade.Options{Path: u.path, Args: u.args, Listeners: lns})
 	if err != nil {
@@ -247,7 +247,7 @@ func (u *upgrader) wait() {
 // the new process's now and is left alone.
 func (u *upgrader) handOver(child *upgrade.Child, sigs, usr2 chan os.Signal) {
 	timeout := u.a.Config().ShutdownTimeout
-	u.log.Info().Int("new_pid", child.Pid).Str("shutdown_timeout", timeout.String()).
+	u.log.Info().Int("new_pid", child.Pid).Dur("shutdown_timeout_ms", timeout).
 		Msg("upgrade: the new process is ready; handing over: no longer accepting, waiting for connections")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -268,6 +268,11 @@ func (u *upgrader) handOver(child *upgrade.Child, sigs, usr2 chan os.Signal) {
 				u.log.Warn().Str("signal", s.String()).Msg("second signal: closing connections now")
 				cancel()
 				return
+			case syscall.SIGHUP:
+				// The configuration is the new process's; the access log
+				// file this one still writes to is reopened (logrotate).
+				u.a.ReopenLogs("SIGHUP")
+				u.log.Info().Str("signal", s.String()).Int("new_pid", child.Pid).Msg("handed over to the new process; no reload here")
 			default:
 				u.log.Info().Str("signal", s.String()).Int("new_pid", child.Pid).Msg("handed over to the new process; signal ignored")
 			}
