@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -148,7 +149,10 @@ func (s *Server) reload(c echo.Context) error {
 	by := who(c, "api")
 	r, err := s.ctrl.Reload(by.String())
 	s.logAction(by, "reload", "", "", err).Str("summary", r.Summary).Msg("admin action")
-	if err != nil {
+	switch {
+	case errors.Is(err, status.ErrUnavailable):
+		return err // 503: the reload was not tried (an upgrade in progress)
+	case err != nil:
 		return c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
 	}
 	normaliseReload(&r)

@@ -289,6 +289,14 @@ func TestReload(t *testing.T) {
 	if calls := f.ctrl.Calls(); len(calls) != 3 || calls[2].By != "api 192.0.2.7:40000 (none)" {
 		t.Fatalf("calls = %+v", calls)
 	}
+	// A reload that was not tried (an upgrade in progress) is a 503.
+	f.ctrl.SetReload(func(by string) (status.Reload, error) {
+		return status.Reload{}, fmt.Errorf("an upgrade is in progress; try again in a moment: %w", status.ErrUnavailable)
+	})
+	msg = wantError(t, f.request("POST", "/api/v1/reload", ""), http.StatusServiceUnavailable)
+	if !strings.Contains(msg, "upgrade is in progress") {
+		t.Fatalf("error = %q", msg)
+	}
 }
 
 // failingController fails with an unclassified error, which must be a 500
