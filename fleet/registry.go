@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/balancel4/balance-l4/status"
 )
@@ -17,17 +16,9 @@ type Report struct {
 	Backends     []status.InstanceBackend
 }
 
-// registration is the JSON value of an instance's registry key.
-type registration struct {
-	ID              string                   `json:"id"`
-	Admin           string                   `json:"admin"`
-	Version         string                   `json:"version"`
-	ConfigDigest    string                   `json:"config_digest"`
-	AppliedRevision int64                    `json:"applied_revision"`
-	Started         time.Time                `json:"started"`
-	LastSeen        time.Time                `json:"last_seen"`
-	Backends        []status.InstanceBackend `json:"backends"`
-}
+// registration is the JSON value of an instance's registry key: the
+// instance as the API shows it ("self" is always false in etcd).
+type registration status.Instance
 
 func parseRegistration(data []byte) (registration, error) {
 	var r registration
@@ -38,13 +29,10 @@ func parseRegistration(data []byte) (registration, error) {
 }
 
 func (r registration) instance(self bool) status.Instance {
-	bs := r.Backends
-	if bs == nil {
-		bs = []status.InstanceBackend{}
+	in := status.Instance(r)
+	in.Self = self
+	if in.Backends == nil {
+		in.Backends = []status.InstanceBackend{}
 	}
-	return status.Instance{
-		ID: r.ID, Admin: r.Admin, Version: r.Version, ConfigDigest: r.ConfigDigest,
-		AppliedRevision: r.AppliedRevision, Started: r.Started, LastSeen: r.LastSeen,
-		Self: self, Backends: bs,
-	}
+	return in
 }

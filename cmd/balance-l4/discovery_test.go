@@ -280,15 +280,12 @@ func exchange(t *testing.T, addr string, n int) {
 	}
 }
 
-// TestDNSDiscovery runs the binary with a service whose backends are the A
-// records of one name in a real dnsmasq: they scale up and down with the
-// records, leave only after hold, and survive a dead resolver and an empty
-// answer (for hold), with no client error.
-func TestDNSDiscovery(t *testing.T) {
-	port, es := echoesOnLoopbacks(t)
-	dm := startDnsmasq(t, "127.0.0.1 echo.test\n127.0.0.2 echo.test\n")
-	admin, listen := freePort(t), freePort(t)
-	cfg := writeFile(t, "dns.toml", fmt.Sprintf(`
+// startDiscovering runs the binary with one service "echo", checked every
+// 100 ms, whose backends come from one discovery block (its keys given).
+func startDiscovering(t *testing.T, discovery string) (admin, listen string, p *process) {
+	t.Helper()
+	admin, listen = freePort(t), freePort(t)
+	cfg := writeFile(t, "discovery.toml", fmt.Sprintf(`
 [admin]
 listen = %q
 [[services]]
@@ -298,13 +295,21 @@ listen = %q
 interval = "100ms"
 healthy_threshold = 1
 [[services.discovery]]
-name = "echo.test:%s"
-resolver = %q
-interval = "100ms"
-hold = "1500ms"
-`, admin, listen, port, dm.addr))
-	proc := startProcess(t, "-config", cfg)
+%s`, admin, listen, discovery))
+	p = startProcess(t, "-config", cfg)
 	waitListening(t, admin)
+	return admin, listen, p
+}
+
+// TestDNSDiscovery runs the binary with a service whose backends are the A
+// records of one name in a real dnsmasq: they scale up and down with the
+// records, leave only after hold, and survive a dead resolver and an empty
+// answer (for hold), with no client error.
+func TestDNSDiscovery(t *testing.T) {
+	port, es := echoesOnLoopbacks(t)
+	dm := startDnsmasq(t, "127.0.0.1 echo.test\n127.0.0.2 echo.test\n")
+	admin, listen, proc := startDiscovering(t, fmt.Sprintf("name = %q\nresolver = %q\ninterval = \"100ms\"\nhold = \"1500ms\"\n",
+		"echo.test:"+port, dm.addr))
 	b := func(ip string) string { return ip + ":" + port }
 
 	waitFor(t, "two discovered backends eligible", func() bool {
@@ -393,23 +398,7 @@ func TestSRVDiscoveryWithDnsmasq(t *testing.T) {
 	port, _ := echoesOnLoopbacks(t)
 	dm := startDnsmasq(t, "127.0.0.1 one.test\n127.0.0.2 two.test\n",
 		"--srv-host=_echo._tcp.test,one.test,"+port+",0,10", "--srv-host=_echo._tcp.test,two.test,"+port+",5,10")
-	admin, listen := freePort(t), freePort(t)
-	cfg := writeFile(t, "srv.toml", fmt.Sprintf(`
-[admin]
-listen = %q
-[[services]]
-name = "echo"
-listen = %q
-[services.health_check]
-interval = "100ms"
-healthy_threshold = 1
-[[services.discovery]]
-name = "_echo._tcp.test"
-resolver = %q
-interval = "100ms"
-`, admin, listen, dm.addr))
-	startProcess(t, "-config", cfg)
-	waitListening(t, admin)
+	admin, listen, _ := startDiscovering(t, fmt.Sprintf("name = \"_echo._tcp.test\"\nresolver = %q\ninterval = \"100ms\"\n", dm.addr))
 	var got struct {
 		Backends []struct {
 			Name, Address string

@@ -463,42 +463,14 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startEcho starts a line echo server that lives as long as the test.
+// startEcho starts an echo server that lives as long as the test.
 func startEcho(t *testing.T) net.Listener {
 	t.Helper()
-	ln := listen(t)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln
+	e, err := startCountingEcho(t, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.ln
 }
 
 func dial(t *testing.T, addr string) net.Conn {
