@@ -193,7 +193,7 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"web", "db", "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003", "10.0.0.11:5432",
-		"DOWN 1/2", "UP 0/3", "DRAINING", "connection refused"} {
+		"DOWN", "1 of 2 passes → up", "UP", "0 of 3 fails → down", "DRAINING", "connection refused"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("dashboard lacks %q", want)
 		}
@@ -246,7 +246,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tbody.backend[data-key="web/a"] button[hx-post$="/undrain"]`))); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitJS(ctx, row("web/a")+`.dataset.state === 'healthy' && `+row("web/a")+`.textContent.includes('UP 0/3')`, 10*time.Second); err != nil {
+	if err := waitJS(ctx, row("web/a")+`.dataset.state === 'healthy' && `+row("web/a")+`.textContent.includes('0 of 3 fails → down')`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -384,7 +384,7 @@ func newDemoFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t, "")
 	demo := demoController(f.clock)
-	srv, err := New(Options{Listen: "127.0.0.1:0", Controller: demo, Now: f.clock.Now, Log: f.srv.log, SampleEvery: time.Hour})
+	srv, err := New(Options{Listen: "127.0.0.1:0", Controller: demo, Now: f.clock.Now, Log: f.srv.log, SampleEvery: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

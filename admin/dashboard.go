@@ -154,7 +154,8 @@ func (s *Server) uiReload(c echo.Context) error {
 
 func (s *Server) renderBackend(c echo.Context, svc string, b status.Backend) error {
 	var p points
-	v := s.backendView(svc, &b, viewerOf(c), s.now(), &p)
+	s.history.service(svc, &p)
+	v := s.backendView(svc, &b, viewerOf(c), s.now(), &p, len(p.active))
 	return s.render(c, http.StatusOK, "backend", v)
 }
 

@@ -27,7 +27,7 @@ func TestDashboardPage(t *testing.T) {
 		`data-key="web/b" data-state="unhealthy"`,
 		`data-key="web/c" data-state="draining"`,
 		`data-key="db/pg1"`,
-		`DOWN 1/2`, `UP 0/3`, `DRAINING`, `health checks failing`,
+		`>DOWN</span>`, `1 of 2 passes → up`, `>UP</span>`, `0 of 3 fails → down`, `DRAINING`, `health checks failing`,
 		`hx-post="/ui/services/web/backends/a/drain"`,
 		`hx-post="/ui/services/web/backends/c/undrain"`,
 		`hx-post="/ui/services/web/backends/a/weight"`,
@@ -185,19 +185,19 @@ func TestStaticAssets(t *testing.T) {
 
 func TestStateBadges(t *testing.T) {
 	for _, tc := range []struct {
-		b     status.Backend
-		text  string
-		class string
+		b                   status.Backend
+		text, streak, class string
 	}{
-		{status.Backend{State: "healthy", Health: "healthy", ConsecutiveFailures: 0, UnhealthyThreshold: 3}, "UP 0/3", "up"},
-		{status.Backend{State: "healthy", Health: "healthy", ConsecutiveFailures: 2, UnhealthyThreshold: 3}, "UP 2/3", "warn"},
-		{status.Backend{State: "unhealthy", Health: "unhealthy", ConsecutiveSuccesses: 1, HealthyThreshold: 2}, "DOWN 1/2", "down"},
-		{status.Backend{State: "draining", Health: "healthy", ActiveConnections: 2}, "DRAINING", "drain"},
-		{status.Backend{State: "draining", Health: "unhealthy", Drained: true}, "DRAINED", "drain"},
+		{status.Backend{State: "healthy", Health: "healthy", ConsecutiveFailures: 0, UnhealthyThreshold: 3}, "UP", "0 of 3 fails → down", "up"},
+		{status.Backend{State: "healthy", Health: "healthy", ConsecutiveFailures: 2, UnhealthyThreshold: 3}, "UP", "2 of 3 fails → down", "warn"},
+		{status.Backend{State: "unhealthy", Health: "unhealthy", ConsecutiveSuccesses: 1, HealthyThreshold: 2}, "DOWN", "1 of 2 passes → up", "down"},
+		{status.Backend{State: "pending", Health: "pending", HealthyThreshold: 2, UnhealthyThreshold: 3}, "PENDING", "", "pending"},
+		{status.Backend{State: "draining", Health: "healthy", ActiveConnections: 2}, "DRAINING", "", "drain"},
+		{status.Backend{State: "draining", Health: "unhealthy", Drained: true}, "DRAINED", "", "drain"},
 	} {
-		text, class, _ := stateBadge(&tc.b)
-		if text != tc.text || class != tc.class {
-			t.Errorf("%+v: %q %q, want %q %q", tc.b, text, class, tc.text, tc.class)
+		text, streak, class, title := stateBadge(&tc.b)
+		if text != tc.text || streak != tc.streak || class != tc.class || title == "" {
+			t.Errorf("%+v: %q %q %q (title %q), want %q %q %q", tc.b, text, streak, class, title, tc.text, tc.streak, tc.class)
 		}
 	}
 }

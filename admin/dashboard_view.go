@@ -36,6 +36,7 @@ type overviewView struct {
 	Backends int
 	Up       int
 	Down     int
+	Pending  int
 	Draining int
 }
 
@@ -50,6 +51,7 @@ type serviceView struct {
 	Retries       string
 	Summary       string
 	Spark         template.HTML
+	SparkSpan     string // "last 5m", or less until the history is full
 	Backends      []backendView
 	Discovery     []discoveryView
 }
@@ -68,13 +70,15 @@ type backendView struct {
 	Service    string
 	Name       string
 	Address    string
+	ShowAddr   bool   // the address differs from the name
 	Key        string // service/backend, as the page's "open" parameter names it
 	URL        string // /ui/services/{service}/backends/{backend}, escaped
 	Backup     bool
-	State      string // healthy | unhealthy | draining
-	Badge      string // "UP 0/3", "DOWN 1/2", "DRAINING", "DRAINED"
-	BadgeClass string // up | warn | down | drain
+	State      string // healthy | unhealthy | draining | pending
+	Badge      string // UP, DOWN, PENDING, DRAINING, DRAINED
+	BadgeClass string // up | warn | down | pending | drain
 	BadgeTitle string
+	Streak     string // where the checks stand between the thresholds: "0 of 3 fails → down"
 	Health     string // the checks' verdict while draining, else ""
 	Reason     string
 	Circuit    string
@@ -91,6 +95,7 @@ type backendView struct {
 	Since      string
 	SinceTitle string
 	Spark      template.HTML
+	SparkSpan  string // labels the sparkline on a phone, where it has no column header
 	Draining   bool
 	ReadOnly   bool              // no actions, no weight editor
 	Fleet      *backendFleetView // nil outside a fleet or when nothing to say
@@ -121,7 +126,7 @@ func (s *Server) overview(svcs []status.Service, vw viewer) overviewView {
 	now := s.now()
 	ov := overviewView{Fleet: s.fleetPanel(now), Updated: now.Format("15:04:05"), Services: make([]serviceView, 0, len(svcs))}
 	ov.Version, ov.PID = s.info.Version, s.info.PID
-	var p points
+	var p, sp points
 	for i := range svcs {
 		sv := &svcs[i]
 		v := serviceView{
@@ -157,15 +162,22 @@ func (s *Server) overview(svcs []status.Service, vw viewer) overviewView {
 		if len(reasons) > 0 {
 			v.RejectedTitle = strings.Join(reasons, ", ")
 		}
-		var up, eligible, draining, down int
+		// The service's sample count sets the x axis of all its charts.
+		s.history.service(sv.Name, &sp)
+		slots := len(sp.active)
+		v.Spark = sparkline(&sp, s.every, slots)
+		v.SparkSpan = sparkSpan(slots, s.every)
+		var up, eligible, draining, down, pending int
 		for j := range sv.Backends {
 			b := &sv.Backends[j]
-			v.Backends = append(v.Backends, s.backendView(sv.Name, b, vw, now, &p))
-			switch b.State {
-			case "healthy":
+			v.Backends = append(v.Backends, s.backendView(sv.Name, b, vw, now, &p, slots))
+			switch stateGroup(b.State) {
+			case "up":
 				up++
 			case "draining":
 				draining++
+			case "pending":
+				pending++
 			default:
 				down++
 			}
@@ -177,26 +189,43 @@ func (s *Server) overview(svcs []status.Service, vw viewer) overviewView {
 		if down > 0 {
 			v.Summary += fmt.Sprintf(" · %d down", down)
 		}
+		if pending > 0 {
+			v.Summary += fmt.Sprintf(" · %d pending", pending)
+		}
 		if draining > 0 {
 			v.Summary += fmt.Sprintf(" · %d draining", draining)
 		}
-		s.history.service(sv.Name, &p)
-		v.Spark = sparkline(&p, s.every)
 		ov.Services = append(ov.Services, v)
 		ov.Backends += len(sv.Backends)
 		ov.Up += up
 		ov.Down += down
+		ov.Pending += pending
 		ov.Draining += draining
 	}
 	return ov
 }
 
-func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.Time, p *points) backendView {
+// stateGroup is what the totals count a backend as, and its filter term
+// ("is:down"): up, down, pending or draining.
+func stateGroup(state string) string {
+	switch state {
+	case "healthy":
+		return "up"
+	case "draining", "pending":
+		return state
+	}
+	return "down"
+}
+
+// backendView is one backend's row; slots is its service's sample count,
+// which its sparkline's x axis spans.
+func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.Time, p *points, slots int) backendView {
 	key := svc + "/" + b.Name
 	v := backendView{
 		Service:  svc,
 		Name:     b.Name,
 		Address:  b.Address,
+		ShowAddr: b.Address != b.Name,
 		Key:      key,
 		URL:      "/ui/services/" + url.PathEscape(svc) + "/backends/" + url.PathEscape(b.Name),
 		Backup:   b.Backup,
@@ -219,9 +248,9 @@ func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.
 	if b.ErrorRate > 0 {
 		v.ErrorRate = strconv.FormatFloat(b.ErrorRate*100, 'f', 0, 64) + "%"
 	}
-	v.Badge, v.BadgeClass, v.BadgeTitle = stateBadge(b)
+	v.Badge, v.Streak, v.BadgeClass, v.BadgeTitle = stateBadge(b)
 	if v.Draining {
-		h, _, _ := healthBadge(b)
+		h, _, _, _ := healthBadge(b)
 		v.Health = "checks " + strings.ToLower(h)
 	}
 	switch b.Circuit {
@@ -254,8 +283,9 @@ func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.
 		v.SinceTitle = "last state change " + b.LastChange.Format(time.RFC3339)
 	}
 	s.history.backend(svc, b.Name, p)
-	v.Spark = sparkline(p, s.every)
-	v.Filter = strings.ToLower(strings.Join([]string{svc, b.Name, b.Address, v.Badge, b.State, v.Circuit, b.Reason}, " "))
+	v.Spark = sparkline(p, s.every, slots)
+	v.SparkSpan = sparkSpan(slots, s.every)
+	v.Filter = strings.ToLower(strings.Join([]string{svc, b.Name, b.Address, v.Badge, b.State, "is:" + stateGroup(b.State), v.Circuit, b.Reason}, " "))
 	if ff := fleetFilter(b); ff != "" {
 		v.Filter += " " + ff
 	}
@@ -274,30 +304,34 @@ func (s *Server) backendView(svc string, b *status.Backend, vw viewer, now time.
 	return v
 }
 
-// stateBadge says the backend's state HAProxy-style, with its position between
-// the thresholds: "UP 1/3" is healthy with 1 of the 3 failures that make it
-// unhealthy, "DOWN 1/2" unhealthy with 1 of the 2 successes that bring it back.
-func stateBadge(b *status.Backend) (text, class, title string) {
+// stateBadge says the backend's state, and for a verdict where the checks
+// stand between the thresholds, in words ("UP", "0 of 3 fails → down": no
+// failed check yet of the three in a row that take it down; "DOWN", "1 of 2
+// passes → up": one passing check of the two that bring it back).
+func stateBadge(b *status.Backend) (text, streak, class, title string) {
 	if b.State == "draining" {
 		if b.Drained {
-			return "DRAINED", "drain", "draining, no connection left: safe to remove"
+			return "DRAINED", "", "drain", "draining, no connection left: safe to remove"
 		}
-		return "DRAINING", "drain", "draining: takes no new connection; established ones continue"
+		return "DRAINING", "", "drain", "draining: takes no new connection; established ones continue"
 	}
 	return healthBadge(b)
 }
 
-func healthBadge(b *status.Backend) (text, class, title string) {
-	if b.Health == "unhealthy" {
-		return fmt.Sprintf("DOWN %d/%d", b.ConsecutiveSuccesses, b.HealthyThreshold), "down",
-			fmt.Sprintf("unhealthy: %d of %d consecutive successful checks needed to come back",
+func healthBadge(b *status.Backend) (text, streak, class, title string) {
+	switch b.Health {
+	case "pending":
+		return "PENDING", "", "pending", "added while running: takes no connection until its first health check decides"
+	case "unhealthy":
+		return "DOWN", fmt.Sprintf("%d of %d passes → up", b.ConsecutiveSuccesses, b.HealthyThreshold), "down",
+			fmt.Sprintf("unhealthy: %d of the %d consecutive passing checks that bring it back",
 				b.ConsecutiveSuccesses, b.HealthyThreshold)
 	}
 	class = "up"
 	if b.ConsecutiveFailures > 0 {
 		class = "warn"
 	}
-	return fmt.Sprintf("UP %d/%d", b.ConsecutiveFailures, b.UnhealthyThreshold), class,
-		fmt.Sprintf("healthy: %d of %d consecutive failed checks that make it unhealthy",
+	return "UP", fmt.Sprintf("%d of %d fails → down", b.ConsecutiveFailures, b.UnhealthyThreshold), class,
+		fmt.Sprintf("healthy: %d of the %d consecutive failed checks that make it unhealthy",
 			b.ConsecutiveFailures, b.UnhealthyThreshold)
 }

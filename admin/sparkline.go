@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Sparkline geometry, in SVG user units (CSS pixels at scale 1). Samples are
-// sparkStep apart, so x is always an integer and the markup stays small.
+// Sparkline geometry, in SVG user units (CSS pixels at scale 1). A full
+// history has its samples sparkStep apart.
 const (
 	sparkStep = 2
 	sparkW    = sparkStep * (historyLen - 1)
@@ -17,10 +17,14 @@ const (
 )
 
 // sparkline renders samples as an inline SVG: throughput as a filled area and
-// active connections as a line, each scaled to its own maximum, right-aligned
-// so the newest sample is always at the right edge. The title says the current
-// and peak values. It is built from numbers only, so it is safe as HTML.
-func sparkline(p *points, every time.Duration) template.HTML {
+// active connections as a line, each scaled to its own maximum, with the
+// newest sample at the right edge. The x axis spans slots samples (at least
+// those in p): the service's sample count, so every chart of a service shares
+// one axis, which stretches over the data present until the history is full
+// (sparkSpan labels it), and a chart reads as one from the first minute. The
+// title says the current and peak values. It is built from numbers only, so
+// it is safe as HTML.
+func sparkline(p *points, every time.Duration, slots int) template.HTML {
 	buf := make([]byte, 0, 1536)
 	buf = append(buf, `<svg class="spark" viewBox="0 0 118 28" width="118" height="28" role="img"><title>`...)
 	buf = append(buf, sparkTitle(p, every)...)
@@ -30,7 +34,9 @@ func sparkline(p *points, every time.Duration) template.HTML {
 		buf = append(buf, `<line class="spark-empty" x1="0" y1="27" x2="118" y2="27"/></svg>`...)
 		return template.HTML(buf)
 	}
-	x := func(i int) int { return sparkW - (n-1-i)*sparkStep }
+	slots = min(max(slots, n, 2), historyLen)
+	step := float64(sparkW) / float64(slots-1)
+	x := func(i int) float64 { return sparkW - float64(n-1-i)*step }
 	rateMax := float64(slices.Max(p.rate))
 	activeMax := float64(slices.Max(p.active))
 	y := func(v float32, peak float64) float64 {
@@ -51,8 +57,8 @@ func sparkline(p *points, every time.Duration) template.HTML {
 		buf = append(buf, `Z"/>`...)
 	}
 	buf = append(buf, `<polyline class="spark-active" points="`...)
-	if n == 1 { // one sample: a short flat stroke so it shows
-		buf = appendPoint(buf, x(0)-sparkStep, y(p.active[0], activeMax))
+	if n == 1 { // one sample: a flat stroke one step long so it shows
+		buf = appendPoint(buf, x(0)-step, y(p.active[0], activeMax))
 		buf = append(buf, ' ')
 	}
 	for i, v := range p.active {
@@ -65,11 +71,21 @@ func sparkline(p *points, every time.Duration) template.HTML {
 	return template.HTML(buf)
 }
 
-// appendPoint writes "x,y" with y to a tenth of a unit, and no ".0".
-func appendPoint(buf []byte, x int, y float64) []byte {
-	buf = strconv.AppendInt(buf, int64(x), 10)
+// sparkSpan labels the x axis of a service's charts, which hold n samples
+// taken every every: "last 5m" once the history is full, "last 40s" before.
+func sparkSpan(n int, every time.Duration) string {
+	return "last " + humanDuration(time.Duration(min(max(n, 1), historyLen))*every)
+}
+
+// appendPoint writes "x,y", each to a tenth of a unit, without ".0".
+func appendPoint(buf []byte, x, y float64) []byte {
+	buf = appendTenths(buf, x)
 	buf = append(buf, ',')
-	tenths := int64(math.Round(y * 10))
+	return appendTenths(buf, y)
+}
+
+func appendTenths(buf []byte, v float64) []byte {
+	tenths := int64(math.Round(v * 10))
 	buf = strconv.AppendInt(buf, tenths/10, 10)
 	if d := tenths % 10; d != 0 {
 		buf = append(buf, '.', byte('0'+d))

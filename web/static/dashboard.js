@@ -1,5 +1,7 @@
 // balance-l4 dashboard: the small amount of behaviour htmx does not give.
 // - the filter box hides backends client-side and survives every refresh;
+//   the totals ("1 down") are links that set it to the backends they count
+//   ("is:down"), and clear it when clicked again;
 // - open event histories are sent as "open" parameters so refreshes keep them;
 // - polling pauses while a weight is being edited, a row action is in flight,
 //   or the tab is hidden, and a poll that started before an action is not
@@ -36,6 +38,11 @@
     });
     const none = $('#nomatch');
     if (none) none.hidden = terms.length === 0 || shown > 0;
+    const q = input.value.trim().toLowerCase();
+    document.querySelectorAll('.totals a[data-q]').forEach((a) => {
+      if (a.dataset.q === q) a.setAttribute('aria-current', 'true');
+      else a.removeAttribute('aria-current');
+    });
   }
 
   function rememberFilter() {
@@ -124,6 +131,15 @@
       const key = tb.dataset.key;
       if (open.has(key)) open.delete(key); else open.add(key);
       htmx.ajax('GET', toggle.dataset.url, { source: toggle, target: tb, swap: 'outerHTML' });
+      return;
+    }
+    const total = e.target.closest('.totals a[data-q]');
+    if (total && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+      e.preventDefault();
+      const input = $('#filter');
+      input.value = input.value.trim().toLowerCase() === total.dataset.q ? '' : total.dataset.q;
+      applyFilter();
+      rememberFilter();
       return;
     }
     const close = e.target.closest('.notice .close');
