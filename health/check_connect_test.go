@@ -5,14 +5,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/balancel4/balance-l4/internal/testservers"
-	"golang.org/x/sys/unix"
 )
 
 // The tests here exercise the plain tcp check's own connect (connectCheck),
@@ -151,7 +149,7 @@ func TestConnectCheckCancelledBefore(t *testing.T) {
 }
 
 func TestConnectCheckAllocatesNothing(t *testing.T) {
-	addr := acceptAndClose(t)
+	addr := testservers.AcceptAndClose(t)
 	c := mustChecker(t, CheckSettings{Type: "tcp"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -167,57 +165,6 @@ func TestConnectCheckAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("a passing connect check allocates %.1f times, want 0", allocs)
 	}
-}
-
-// acceptAndClose is a loopback listener that closes what it accepts, so
-// that many checks in a row never fill its backlog. It accepts with raw
-// system calls, which allocate nothing, so that benchmarks and allocation
-// counts (which see every goroutine's) show the checks' alone.
-func acceptAndClose(t testing.TB) string {
-	t.Helper()
-	// A listener's net.RawConn cannot wait for readability; an *os.File's can.
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := os.NewFile(uintptr(fd), "listener")
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 4096); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := l.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	acceptAll := func(fd uintptr) bool {
-		for {
-			conn, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, fd, 0, 0, unix.SOCK_CLOEXEC, 0, 0)
-			switch errno {
-			case 0:
-				_ = unix.Close(int(conn))
-			case unix.EINTR, unix.ECONNABORTED:
-			default:
-				return errno != unix.EAGAIN
-			}
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for rc.Read(acceptAll) == nil { // until the listener is closed
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-	})
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)).String()
 }
 
 // BenchmarkTCPCheckDialer is BenchmarkTCPCheck through net.Dialer, the path

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/balancel4/balance-l4/internal/testservers"
 )
 
 func TestTCPCheckConnect(t *testing.T) {
@@ -173,7 +175,7 @@ func BenchmarkTCPCheck(b *testing.B) {
 // benchmarkCheck runs checks made with s against a loopback listener that
 // closes what it accepts.
 func benchmarkCheck(b *testing.B, s CheckSettings) {
-	addr := acceptAndClose(b)
+	addr := testservers.AcceptAndClose(b)
 	c, err := NewChecker(s)
 	if err != nil {
 		b.Fatal(err)

@@ -58,7 +58,9 @@ type CheckSettings struct {
 	TLSSkipVerify  bool   // https
 	// Dialer connects; nil means a net.Dialer without TCP keep-alive, except
 	// for a tcp check without Send and Expect of an IP literal, which then
-	// makes its own system calls (connectCheck).
+	// makes its own system calls (connectCheck, internal/rawconnect): an
+	// IPv4-mapped address (::ffff:10.0.0.1) gets an IPv4 socket there, as
+	// net.Dialer gives it.
 	Dialer *net.Dialer
 }
 

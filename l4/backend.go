@@ -8,6 +8,7 @@ import (
 
 	"github.com/balancel4/balance-l4/balance"
 	"github.com/balancel4/balance-l4/health"
+	"github.com/balancel4/balance-l4/internal/rawconnect"
 	"github.com/balancel4/balance-l4/resilience"
 )
 
@@ -18,7 +19,7 @@ type backend struct {
 	svc      *service
 	name     string
 	address  string
-	sockaddr *sockaddr // address, built once for connect; nil for a host name
+	sockaddr *rawconnect.Sockaddr // address, built once for connect; nil for a host name
 	now      func() time.Time
 
 	fileWeight atomic.Int32 // from the configuration

@@ -24,9 +24,10 @@
 // instance of the runtime's own and gives back its goroutines (park.go): an
 // idle connection costs its two sockets and a little heap, and goroutines are
 // kept between connections for their grown stacks (workers.go). Backends at an
-// IP address are connected with raw system calls (dial.go). Byte counters are
-// updated after every write, so the live figures in the admin API move during
-// long transfers.
+// IP address are connected with raw system calls (dial.go, through
+// internal/rawconnect, which health's plain tcp checks share). Byte counters
+// are updated after every write, so the live figures in the admin API move
+// during long transfers.
 //
 // The hot path takes no runtime-wide lock: backend counters and flags are
 // atomics, and a service's backend set with its pickers sits behind an

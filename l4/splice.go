@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/balancel4/balance-l4/internal/rawconnect"
 	"golang.org/x/sys/unix"
 )
 
@@ -436,12 +437,9 @@ func tcpClosed(conn socket) bool {
 	}
 	closed := true
 	_ = raw.Control(func(fd uintptr) {
-		if state, err := tcpState(int(fd)); err == nil {
-			closed = state == tcpStateClose
+		if state, err := rawconnect.State(int(fd)); err == nil {
+			closed = state == rawconnect.StateClose
 		}
 	})
 	return closed
 }
-
-// tcpStateClose is TCP_CLOSE in include/net/tcp_states.h.
-const tcpStateClose = 7

@@ -3,7 +3,9 @@
 // only; fleet talks to etcd and knows nothing of HTTP handlers or the data path;
 // l4 owns the data path; upgrade hands sockets to a new process and knows
 // none of them; health, resilience, balance, proxyproto and sni are leaves
-// that know nothing of HTTP handlers, TCP splicing or the file format.
+// that know nothing of HTTP handlers, TCP splicing or the file format;
+// internal/rawconnect, the raw connect l4 and health share, imports nothing
+// of the project at all.
 package importgraph
 
 import (
@@ -34,6 +36,10 @@ var forbidden = map[string][]string{
 	"upgrade":    {"config", "l4", "admin", "app", "health", "resilience", "balance", "proxyproto", "web", "status", "fleet", "demo", "github.com/labstack/echo/v4", "go.etcd.io/etcd/client/v3"},
 }
 
+// leaves are the packages that must import nothing of the project, however
+// it grows: what several packages share sits below all of them.
+var leaves = []string{"internal/rawconnect"}
+
 func TestImportGraphIsOneWay(t *testing.T) {
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).CombinedOutput()
@@ -57,3 +63,17 @@ func TestImportGraphIsOneWay(t *testing.T) {
 }
 
 func isStd(p string) bool { return p == "net" || strings.HasPrefix(p, "net/") }
+
+func TestLeavesImportNothingOfTheProject(t *testing.T) {
+	for _, pkg := range leaves {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if d != module+"/"+pkg && (d == module || strings.HasPrefix(d, module+"/")) {
+				t.Errorf("%s must import nothing of the project, imports %s", pkg, d)
+			}
+		}
+	}
+}
