@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark in one command, from anywhere in the repository:
 #
-#   bash bench/run.sh               # 3 interleaved runs, results into BENCHMARKS.md
+#   bash bench/run.sh               # 3 interleaved runs, results into BENCHMARKS.md and bench/chart.svg
 #   bash bench/run.sh --install     # first install HAProxy and nginx stream (Debian packages)
 #   bash bench/run.sh -quick        # smoke test: 1 run of 1 s, printed only
 #   bash bench/run.sh -peers direct,balance-l4,haproxy-2t -runs 5

@@ -3,7 +3,8 @@
 // all, in one run on one machine, as /work/shared/BENCH.md describes. It starts
 // its own backends and every peer as separate processes on 127.0.0.1, drives the
 // loads, reads each proxy's cost from /proc, and prints one Markdown table of
-// medians with ratios, which -out writes into BENCHMARKS.md.
+// medians with ratios, which -out writes into BENCHMARKS.md, with a chart of
+// every figure per peer in bench/chart.svg beside it.
 //
 // Usage, from the repository root:
 //
@@ -63,6 +64,7 @@ type flags struct {
 	loads        []string
 	workers      int
 	out          string
+	chart        string
 	repo         string
 	balanceL4    string
 	balanceL4B   string
@@ -84,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	loads := fs.String("loads", strings.Join(suite.Loads, ","), "comma-separated loads to run")
 	fs.IntVar(&f.workers, "workers", 8, "connection-rate workers")
 	fs.StringVar(&f.out, "out", "", "Markdown file to write the results into (its l4bench block is replaced)")
+	fs.StringVar(&f.chart, "chart", report.ChartFile, "with -out: the SVG chart of every figure per peer to write and link, relative to the -out file's directory unless absolute (\"\" for none)")
 	fs.StringVar(&f.repo, "repo", "", "repository root to build ./cmd/balance-l4 in (default: the module of the working directory)")
 	fs.StringVar(&f.balanceL4, "balance-l4", "", "use this balance-l4 binary instead of building one")
 	fs.StringVar(&f.balanceL4B, "balance-l4-b", "", "a second balance-l4 binary, run as peer balance-l4-b for an A/B comparison")
@@ -208,12 +211,43 @@ func bench(ctx context.Context, f flags, args []string, stdout, stderr io.Writer
 	}
 	rep.LoadAtEnd = report.LoadAverage()
 
+	var chartPath string
+	if f.out != "" && f.chart != "" {
+		chartPath, rep.ChartLink = chartLocation(f.out, f.chart)
+	}
 	md := rep.Markdown()
 	fmt.Fprint(stdout, md)
-	if f.out != "" {
-		return report.WriteFile(f.out, md, fileHeader)
+	if f.out == "" {
+		return nil
 	}
-	return nil
+	if chartPath != "" {
+		if err := os.MkdirAll(filepath.Dir(chartPath), 0o755); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
+		if err := os.WriteFile(chartPath, rep.Chart(), 0o644); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
+	}
+	return report.WriteFile(f.out, md, fileHeader)
+}
+
+// chartLocation is where to write the chart given with -chart (relative to the
+// directory of the -out file unless absolute), and the link to it from that file.
+func chartLocation(out, chart string) (path, link string) {
+	dir := filepath.Dir(out)
+	path = chart
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	absDir, err1 := filepath.Abs(dir)
+	absPath, err2 := filepath.Abs(path)
+	link = absPath
+	if err1 == nil && err2 == nil {
+		if rel, err := filepath.Rel(absDir, absPath); err == nil {
+			link = rel
+		}
+	}
+	return path, filepath.ToSlash(link)
 }
 
 // fileHeader starts a new BENCHMARKS.md.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,16 +47,60 @@ func TestQuickRun(t *testing.T) {
 		regexp.MustCompile(`\| figure \| direct \| go-proxy \|`),
 		regexp.MustCompile(`\| throughput \(4 conns\), Gbit/s \| [0-9.]+ \| [0-9.]+ \([0-9.]+ d\) \|`),
 		regexp.MustCompile(`\| connections/s \(8 workers\) \| [0-9 ]+ \| [0-9 ]+ \([0-9.]+ d\) \|`),
-		regexp.MustCompile(`\| proxy CPU per connection, µs \| – \| [0-9 ]+ \|`),
+		regexp.MustCompile(`\| proxy CPU per connection, µs \| – \| [0-9. ]+ \| – \|\n\| connections/s`),
 		regexp.MustCompile(`\| 32 conns ping-pong, p99 µs \| [0-9 ]+ \| [0-9 ]+ \([0-9.]+ d\) \|`),
 		regexp.MustCompile(`\| idle 300: connections held \| 300 \| 300 \|`),
 		regexp.MustCompile(`\| idle 300: fds per connection \| – \| [0-9.]+ \|`),
 		regexp.MustCompile(`- none: every connection of every load succeeded`),
 		regexp.MustCompile("command: `go run ./bench/cmd/l4bench -quick -idle 300 -peers direct,go-proxy -control-plane=false -out "),
+		regexp.MustCompile(`\n!\[[^]]+\]\(bench/chart\.svg\)\n`),
 	} {
 		if !want.MatchString(md) {
 			t.Errorf("report lacks %v:\n%s", want, md)
 		}
+	}
+	svg, err := os.ReadFile(filepath.Join(filepath.Dir(out), "bench", "chart.svg"))
+	if err != nil {
+		t.Fatalf("-out wrote no chart next to the report: %v", err)
+	}
+	if err := xml.Unmarshal(svg, new(struct {
+		XMLName xml.Name `xml:"http://www.w3.org/2000/svg svg"`
+	})); err != nil {
+		t.Fatalf("chart is not an SVG document: %v\n%s", err, svg)
+	}
+	for _, want := range []string{">direct</text>", ">go-proxy</text>", ">proxy CPU per connection, µs</text>"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+func TestChartLocation(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "charts", "c.svg")
+	tests := []struct {
+		out, chart, path, link string
+	}{
+		{"BENCHMARKS.md", "bench/chart.svg", "bench/chart.svg", "bench/chart.svg"},
+		{"/tmp/x/B.md", "bench/chart.svg", "/tmp/x/bench/chart.svg", "bench/chart.svg"},
+		{"docs/B.md", "../bench/chart.svg", "bench/chart.svg", "../bench/chart.svg"},
+		{filepath.Join(filepath.Dir(abs), "B.md"), abs, abs, "c.svg"},
+	}
+	for _, tt := range tests {
+		path, link := chartLocation(tt.out, tt.chart)
+		if path != tt.path || link != tt.link {
+			t.Errorf("chartLocation(%q, %q) = %q, %q; want %q, %q", tt.out, tt.chart, path, link, tt.path, tt.link)
+		}
+	}
+}
+
+// TestNoChartFlag: -chart "" turns the chart off; by default it is bench/chart.svg.
+func TestNoChartFlag(t *testing.T) {
+	f, err := parseFlags([]string{"-chart", ""}, &bytes.Buffer{})
+	if err != nil || f.chart != "" {
+		t.Fatalf("-chart \"\" = %q, %v; want no chart", f.chart, err)
+	}
+	if f, _ := parseFlags(nil, &bytes.Buffer{}); f.chart != report.ChartFile {
+		t.Fatalf("default -chart = %q, want %q", f.chart, report.ChartFile)
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package report renders a benchmark run as Markdown: the machine and versions it
-// ran on, one table of medians with ratios to direct and to HAProxy 2 threads,
-// the spread of the runs, errors by kind, and the control-plane figures. It
-// rewrites only its own block of BENCHMARKS.md, so analysis written around the
-// block survives the next run.
+// ran on, one table of medians, each load led by the proxy's cost per operation,
+// with ratios to direct, to HAProxy 2 threads and to nginx and the best proxy
+// per figure marked, the spread of the runs, errors by kind, and the
+// control-plane figures. Chart draws every figure per peer as one SVG, which
+// the Markdown links. It rewrites only its own block of BENCHMARKS.md, so
+// analysis written around the block survives the next run.
 package report
 
 import (

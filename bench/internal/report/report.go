@@ -28,13 +28,29 @@ type Report struct {
 	HealthErr    string                     // why not
 	Dashboard    *controlplane.DashboardResult
 	DashboardErr string
+	// ChartLink is where the chart (Chart) is written, relative to the
+	// Markdown file, slash-separated; "" when no chart is written.
+	ChartLink string
 }
 
 // The reference columns ratios are taken against.
 const (
 	refDirect  = peer.Direct
 	refHAProxy = peer.HAProxy2
+	refNginx   = peer.Nginx
 )
+
+// ref is a column ratios are taken against, and its tag in a cell.
+type ref struct {
+	name, tag string
+	costs     bool // also for costs (direct has none)
+}
+
+var refs = []ref{
+	{refDirect, "d", false},
+	{refHAProxy, "h2", true},
+	{refNginx, "ng", true},
+}
 
 // Markdown renders the report as the block between Begin and End.
 func (r Report) Markdown() string {
@@ -42,6 +58,7 @@ func (r Report) Markdown() string {
 	b.WriteString(Begin + "\n")
 	r.writeMachine(&b)
 	if r.Suite != nil {
+		r.writeChartLink(&b)
 		r.writeMedians(&b)
 		r.writeRanges(&b)
 		r.writeErrors(&b)
@@ -69,36 +86,120 @@ func (r Report) writeMachine(b *strings.Builder) {
 	b.WriteString("\n")
 }
 
-func (r Report) header(b *strings.Builder) {
+func (r Report) header(b *strings.Builder, best bool) {
 	b.WriteString("| figure |")
 	for _, p := range r.Suite.Peers {
 		fmt.Fprintf(b, " %s |", p.Name)
+	}
+	if best {
+		b.WriteString(" best |")
 	}
 	b.WriteString("\n| --- |")
 	for range r.Suite.Peers {
 		b.WriteString(" ---: |")
 	}
-	b.WriteString("\n")
-}
-
-func (r Report) writeMedians(b *strings.Builder) {
-	b.WriteString("### Medians\n\n")
-	b.WriteString("In parentheses: the value divided by direct's (`d`) and by HAProxy 2 threads' (`h2`); costs only by `h2`.\n")
-	b.WriteString("Rates: more is better. Latencies and costs (proxy CPU, memory, fds): less is better.\n\n")
-	r.header(b)
-	direct, haproxy := r.Suite.Peer(refDirect), r.Suite.Peer(refHAProxy)
-	for _, row := range r.Suite.Rows {
-		fmt.Fprintf(b, "| %s |", row.Label)
-		for _, p := range r.Suite.Peers {
-			fmt.Fprintf(b, " %s |", cell(row, p, direct, haproxy))
-		}
-		b.WriteString("\n")
+	if best {
+		b.WriteString(" --- |")
 	}
 	b.WriteString("\n")
 }
 
-// cell is a peer's median for row with its ratios to the references.
-func cell(row suite.Row, p, direct, haproxy *suite.PeerResult) string {
+func (r Report) writeChartLink(b *strings.Builder) {
+	if r.ChartLink == "" {
+		return
+	}
+	b.WriteString("### At a glance\n\n")
+	fmt.Fprintf(b, "![Every figure per peer, each median divided by %s's](%s)\n\n", refHAProxy, r.ChartLink)
+	fmt.Fprintf(b, "One panel per figure of the medians below, one bar per peer: its median divided by %s's (the dashed line at 1.0); ★ marks the best proxy.\n\n", refHAProxy)
+}
+
+func (r Report) writeMedians(b *strings.Builder) {
+	b.WriteString("### Medians\n\n")
+	b.WriteString("Per load, the proxy's cost per operation comes first (CPU per GB, per connection, per request; RSS and fds per idle connection), then rates and latencies.\n")
+	b.WriteString("In parentheses: the value divided by direct's (`d`), by HAProxy 2 threads' (`h2`) and by nginx's (`ng`); costs only by `h2` and `ng`.\n")
+	b.WriteString("Rates: more is better. Latencies and costs (proxy CPU, memory, fds): less is better.\n")
+	b.WriteString("**Bold** and the last column: the best proxy per figure (direct, the limit without a proxy, does not compete); peers equal at the precision shown share it.\n\n")
+	r.header(b, true)
+	var refPeers []*suite.PeerResult
+	for _, rf := range refs {
+		refPeers = append(refPeers, r.Suite.Peer(rf.name))
+	}
+	for _, row := range r.Suite.Rows {
+		best := Best(row, r.Suite.Peers)
+		fmt.Fprintf(b, "| %s |", row.Label)
+		for _, p := range r.Suite.Peers {
+			fmt.Fprintf(b, " %s |", cell(row, p, refPeers, slices.Contains(best, p.Name)))
+		}
+		fmt.Fprintf(b, " %s |\n", bestColumn(row, r.Suite.Peers, best))
+	}
+	b.WriteString("\n")
+}
+
+// bestColumn names the best proxies of row; "all equal" when every proxy with a
+// value shares the best, "–" when there is nothing to compare.
+func bestColumn(row suite.Row, peers []*suite.PeerResult, best []string) string {
+	if len(best) > 0 {
+		return strings.Join(best, ", ")
+	}
+	if row.Kind != suite.Count && len(contenders(row, peers)) >= 2 {
+		return "all equal"
+	}
+	return "–"
+}
+
+// contenders are the proxies with a median for row: every peer that ran but direct.
+func contenders(row suite.Row, peers []*suite.PeerResult) []*suite.PeerResult {
+	var cs []*suite.PeerResult
+	for _, p := range peers {
+		if p.Absent != "" || p.Name == refDirect {
+			continue
+		}
+		if _, ok := p.Median(row.Key); ok {
+			cs = append(cs, p)
+		}
+	}
+	return cs
+}
+
+// Best names the best proxies for row, in report order: the highest median for
+// a rate, the lowest for a latency or a cost, compared at the precision the
+// table shows, so peers that look equal share the place. Direct, the limit
+// without a proxy, does not compete. Best is empty for a count, with fewer than
+// two proxies to compare, or when every proxy shares the best (nothing stands out).
+func Best(row suite.Row, peers []*suite.PeerResult) []string {
+	if row.Kind == suite.Count {
+		return nil
+	}
+	cs := contenders(row, peers)
+	if len(cs) < 2 {
+		return nil
+	}
+	shown := func(p *suite.PeerResult) float64 {
+		v, _ := p.Median(row.Key)
+		return math.Round(v * math.Pow10(row.Digits))
+	}
+	top := shown(cs[0])
+	for _, p := range cs[1:] {
+		v := shown(p)
+		if (row.Kind == suite.Rate && v > top) || (row.Kind != suite.Rate && v < top) {
+			top = v
+		}
+	}
+	var best []string
+	for _, p := range cs {
+		if shown(p) == top {
+			best = append(best, p.Name)
+		}
+	}
+	if len(best) == len(cs) {
+		return nil
+	}
+	return best
+}
+
+// cell is a peer's median for row with its ratios to the references (refPeers,
+// parallel to refs; nil where the reference did not run), in bold when best.
+func cell(row suite.Row, p *suite.PeerResult, refPeers []*suite.PeerResult, best bool) string {
 	if p.Absent != "" {
 		return "absent"
 	}
@@ -110,21 +211,21 @@ func cell(row suite.Row, p, direct, haproxy *suite.PeerResult) string {
 		return "–" // e.g. a cost of direct, which has no proxy process
 	}
 	s := Number(v, row.Digits)
+	if best {
+		s = "**" + s + "**"
+	}
 	var ratios []string
-	ratio := func(ref *suite.PeerResult, tag string) {
+	for i, rf := range refs {
+		ref := refPeers[i]
+		if row.Kind == suite.Count || (row.Kind == suite.Cost && !rf.costs) {
+			continue
+		}
 		if ref == nil || ref == p || ref.Absent != "" || p.Name == refDirect {
-			return
+			continue
 		}
 		if rv, ok := ref.Median(row.Key); ok && rv != 0 {
-			ratios = append(ratios, fmt.Sprintf("%.2f %s", v/rv, tag))
+			ratios = append(ratios, fmt.Sprintf("%.2f %s", v/rv, rf.tag))
 		}
-	}
-	switch row.Kind {
-	case suite.Rate, suite.Latency:
-		ratio(direct, "d")
-		ratio(haproxy, "h2")
-	case suite.Cost:
-		ratio(haproxy, "h2")
 	}
 	if len(ratios) > 0 {
 		s += " (" + strings.Join(ratios, ", ") + ")"
@@ -137,7 +238,7 @@ func (r Report) writeRanges(b *strings.Builder) {
 		return
 	}
 	b.WriteString("### Spread: lowest – highest of the runs\n\n")
-	r.header(b)
+	r.header(b, false)
 	for _, row := range r.Suite.Rows {
 		fmt.Fprintf(b, "| %s |", row.Label)
 		for _, p := range r.Suite.Peers {

@@ -169,3 +169,32 @@ func TestLoadsSelectFiguresAndRows(t *testing.T) {
 		t.Fatal("Validate(no load) succeeded, want an error")
 	}
 }
+
+// TestCostsLeadEveryLoad keeps the order the report promises: within each
+// load, every cost row comes before every rate, latency or count.
+func TestCostsLeadEveryLoad(t *testing.T) {
+	rows := Rows(Options{}.withDefaults())
+	seenOther := map[string]string{} // figure -> first non-cost row
+	costs := map[string]int{}
+	for _, row := range rows {
+		f := row.Figure()
+		if row.Kind != Cost {
+			if seenOther[f] == "" {
+				seenOther[f] = row.Key
+			}
+			continue
+		}
+		costs[f]++
+		if other := seenOther[f]; other != "" {
+			t.Errorf("cost row %s comes after %s", row.Key, other)
+		}
+	}
+	for _, f := range figures(Options{}.withDefaults()) {
+		if costs[f.name] == 0 {
+			t.Errorf("figure %s has no cost row to lead with", f.name)
+		}
+		if seenOther[f.name] == "" {
+			t.Errorf("figure %s has no rate, latency or count row", f.name)
+		}
+	}
+}
