@@ -47,7 +47,7 @@ func FuzzAPI(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s %q: status %d: %s", method, path, body, rec.Code, rec.Body)
 		}
-		if rec.Code >= 400 {
+		if rec.Code >= 400 && method != http.MethodHead { // a HEAD answer has no body
 			var e map[string]string
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e["error"] == "" || len(e) != 1 {
 				t.Fatalf("%s %s: status %d with body %q, want {\"error\": ...}", method, path, rec.Code, rec.Body)

@@ -48,7 +48,7 @@ func TestReadOnlyTokenOnEveryRoute(t *testing.T) {
 			}
 			rec := f.request(r.Method, r.Path, body, read)
 			switch r.Method {
-			case http.MethodGet:
+			case http.MethodGet, http.MethodHead: // a read, HEAD without a body
 				want := http.StatusOK
 				if r.Path == "/api/v1/fleet" {
 					want = http.StatusNotFound // outside a fleet, read-only or not

@@ -27,25 +27,25 @@ func (s *Server) routes(e *echo.Echo) {
 		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed, MinLength: gzipMin, Skipper: skipGzip}),
 	)
 
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+	getHead(e, "/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	getHead(e, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError,
 	})))
 
 	api := e.Group("/api/v1")
-	api.GET("/services", s.listServices)
-	api.GET("/services/:service", s.getService)
-	api.GET("/services/:service/backends/:backend", s.getBackend)
+	getHead(api, "/services", s.listServices)
+	getHead(api, "/services/:service", s.getService)
+	getHead(api, "/services/:service/backends/:backend", s.getBackend)
 	api.POST("/services/:service/backends/:backend/drain", s.drain)
 	api.POST("/services/:service/backends/:backend/undrain", s.undrain)
 	api.POST("/services/:service/backends/:backend/disconnect", s.disconnect)
 	api.PUT("/services/:service/backends/:backend/weight", s.setWeight)
 	api.POST("/reload", s.reload)
-	api.GET("/fleet", s.getFleet)
-	api.GET("/info", s.getInfo)
+	getHead(api, "/fleet", s.getFleet)
+	getHead(api, "/info", s.getInfo)
 
-	e.GET("/", s.dashboard)
+	getHead(e, "/", s.dashboard)
 	ui := e.Group("/ui")
 	ui.GET("/services", s.uiServices)
 	ui.GET("/services/:service/backends/:backend", s.uiBackend)
@@ -54,7 +54,20 @@ func (s *Server) routes(e *echo.Echo) {
 	ui.POST("/services/:service/backends/:backend/disconnect", s.uiDisconnect)
 	ui.POST("/services/:service/backends/:backend/weight", s.uiSetWeight)
 	ui.POST("/reload", s.uiReload)
-	e.GET("/static/:name", s.assets.serve)
+	getHead(e, "/static/:name", s.assets.serve)
+}
+
+// getRouter is what *echo.Echo and *echo.Group share for registering routes.
+type getRouter interface {
+	GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+	HEAD(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+}
+
+// getHead registers h for GET and HEAD: monitors and load balancers often
+// probe with HEAD (HEAD /healthz), and net/http sends no body for it.
+func getHead(r getRouter, path string, h echo.HandlerFunc) {
+	r.GET(path, h)
+	r.HEAD(path, h)
 }
 
 // securityHeaders keeps the dashboard out of frames, stops MIME sniffing and

@@ -109,9 +109,12 @@ func TestAdminTLSRefusesPlainHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTP request to an HTTPS server") {
 		t.Fatalf("plain HTTP: %d %q", resp.StatusCode, body)
 	}
-	// net/http's complaint goes to the log at debug, not to stderr.
-	if !strings.Contains(f.logs.String(), "HTTP request to an HTTPS server") {
-		t.Fatalf("handshake error not in the log:\n%s", f.logs)
+	// net/http's complaint goes to the log at debug, not to stderr; it is
+	// written after the answer, so wait for it (bounded).
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(f.logs.String(), "HTTP request to an HTTPS server"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("handshake error not in the log:\n%s", f.logs)
+		}
 	}
 }
 
