@@ -47,10 +47,11 @@ func (r *Runtime) SetDiscovered(service, source, by string, bs []config.Backend)
 		}
 	}
 	r.mu.Unlock()
-	r.applyMonitorOps(ops)
+	// The event goes first, so a fast first check comes after it in the history.
 	for _, b := range found {
 		b.status.AddEvent(health.Event{Time: b.now(), From: "absent", To: "discovered", Reason: "found by " + by})
 	}
+	r.applyMonitorOps(ops)
 	if len(rl.BackendsAdded)+len(rl.BackendsRemoved)+len(rl.BackendsChanged) > 0 {
 		r.log.Info().Str("service", service).Str("by", by).Strs("backends_added", rl.BackendsAdded).
 			Strs("backends_removed", rl.BackendsRemoved).Strs("backends_changed", rl.BackendsChanged).
