@@ -131,10 +131,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{Dir: tb.TempDir(), opts: opts, bin: Binary(tb)}
 	if opts.TLS {
-		f, err := makeTLS(filepath.Join(c.Dir, "tls"))
-		if err != nil {
-			tb.Fatal(err)
-		}
+		f := makeTLS(tb, filepath.Join(c.Dir, "tls"))
 		c.tls = f
 		c.CAFile, c.CertFile, c.KeyFile = f.ca, f.clientCert, f.clientKey
 	}

@@ -70,7 +70,7 @@ type Pair struct {
 	KeyPEM  []byte
 }
 
-// Issue makes a server certificate with common name cn, valid from an hour
+// Issue makes a certificate (for server and client use) with common name cn, valid from an hour
 // ago for a day, for hosts (IP addresses or DNS names; none means
 // 127.0.0.1, ::1 and localhost).
 func (ca *CA) Issue(tb testing.TB, cn string, hosts ...string) Pair {
@@ -85,7 +85,9 @@ func (ca *CA) Issue(tb testing.TB, cn string, hosts ...string) Pair {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Client use too: etcd's gateway dials its own port with the server
+		// certificate, and the etcd tests present one as a client.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
