@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/balancel4/balance-l4/admin/admintest"
 	"github.com/balancel4/balance-l4/internal/testclock"
+	"github.com/balancel4/balance-l4/internal/testservers"
 	"github.com/balancel4/balance-l4/status"
 )
 
@@ -115,23 +115,7 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, code int) string {
 	return msg
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testservers.SyncBuffer
 
 // requestReader is request with a body of unknown length (sent chunked).
 func (f *fixture) requestReader(method, path string, body io.Reader, headers ...string) *httptest.ResponseRecorder {

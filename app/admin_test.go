@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/config"
 	"github.com/balancel4/balance-l4/internal/testcert"
+	"github.com/balancel4/balance-l4/internal/testservers"
 	"github.com/balancel4/balance-l4/status"
 )
 
@@ -99,23 +99,7 @@ func TestAdvertiseScheme(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the admin server's goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testservers.SyncBuffer
 
 // TestReloadSwapsAdminCertificate runs the app with an HTTPS admin server,
 // renews its certificate in place and reloads: the next handshake gets the

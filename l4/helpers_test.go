@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/config"
+	"github.com/balancel4/balance-l4/internal/testservers"
 	"github.com/balancel4/balance-l4/status"
 )
 
@@ -155,23 +155,7 @@ func testConfig(services ...config.Service) *config.Config {
 	return &config.Config{ShutdownTimeout: time.Second, Log: config.Log{AccessLog: true}, Services: services}
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testservers.SyncBuffer
 
 // startRuntime applies cfg to a new runtime whose JSON log goes to the
 // returned buffer; cleanup shuts it down. tune, if any, sets the runtime's

@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/balancel4/balance-l4/internal/etcdtest"
+	"github.com/balancel4/balance-l4/internal/testservers"
 )
 
 // dnsmasq is Debian's DNS server, run by the test on a free loopback port
@@ -121,23 +122,7 @@ func freeUDP(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// syncBuffer is an output buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testservers.SyncBuffer
 
 // setHosts rewrites the hosts file and has dnsmasq read it again.
 func (d *dnsmasq) setHosts(t *testing.T, hosts string) {
