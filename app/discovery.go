@@ -164,12 +164,11 @@ func (a *App) discoveryStatus(svc string) []status.Discovery {
 	for _, w := range ws {
 		st := w.Status()
 		if st.Type == config.DiscoveryEtcd && a.fleet != nil {
-			if v := a.fleet.View(); !v.Connected {
+			if v := a.fleet.Store(); !v.Connected {
 				st.LastError = v.LastError
-				st.LastErrorTime = v.DisconnectedSince
+				st.LastErrorTime = &v.Since
 			} else if !v.LastSync.IsZero() && (st.LastSuccess == nil || v.LastSync.After(*st.LastSuccess)) {
-				t := v.LastSync
-				st.LastSuccess = &t
+				st.LastSuccess = &v.LastSync
 			}
 		}
 		out = append(out, st)

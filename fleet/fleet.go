@@ -180,6 +180,22 @@ func (f *Fleet) Save() Saved {
 	return f.m.save(f.cfg.Name, f.applied)
 }
 
+// Store is the state of this instance's link to etcd, without the registry:
+// cheap enough to read for every discovery source on every API read.
+type Store struct {
+	Connected bool
+	Since     time.Time // when etcd became unreachable, while it is
+	LastError string
+	LastSync  time.Time // the last full read of the fleet's keys
+}
+
+// Store reports whether etcd is reachable, since when not, and the last sync.
+func (f *Fleet) Store() Store {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Store{Connected: f.connected, Since: f.since, LastError: f.lastErr, LastSync: f.lastSync}
+}
+
 // Connected reports whether etcd answered the last question.
 func (f *Fleet) Connected() bool {
 	f.mu.Lock()
