@@ -291,39 +291,14 @@ func (t *table) duration(key string, dst *time.Duration, rule durationRule) bool
 
 // statusCodes reads a non-empty array of HTTP status codes.
 func (t *table) statusCodes(key string, dst *[]int) bool {
-	v, ok := t.lookup(key)
-	if !ok {
-		return false
-	}
-	p := t.path.key(key)
-	elems, isArray := v.([]any)
-	if !isArray {
-		t.c.add(p, "must be an array of status codes such as [200, 204], got %s", describe(v))
-		return false
-	}
-	if len(elems) == 0 {
-		t.c.add(p, "must list at least one status code")
-		return false
-	}
-	codes := make([]int, 0, len(elems))
-	valid := true
-	for i, e := range elems {
+	return readArray(t, key, "status codes such as [200, 204]", dst, func(p keyPath, e any) (int, bool) {
 		n, isInt := e.(int64)
 		if !isInt {
-			t.c.add(p.index(i), "must be an integer, got %s", describe(e))
-			valid = false
-			continue
+			t.c.add(p, "must be an integer, got %s", describe(e))
+			return 0, false
 		}
-		if !checkInt(t.c, p.index(i), n, 100, 599) {
-			valid = false
-			continue
-		}
-		codes = append(codes, int(n))
-	}
-	if valid {
-		*dst = codes
-	}
-	return valid
+		return int(n), checkInt(t.c, p, n, 100, 599)
+	}, "must list at least one status code")
 }
 
 // describe names a decoded TOML value's type, with the value when short.
@@ -403,6 +378,20 @@ func editDistance(a, b string) int {
 
 // strList reads an array of strings.
 func (t *table) strList(key string, dst *[]string) bool {
+	return readArray(t, key, "strings", dst, func(p keyPath, e any) (string, bool) {
+		str, isString := e.(string)
+		if !isString {
+			t.c.add(p, "must be a string, got %s", describe(e))
+		}
+		return str, isString
+	}, "")
+}
+
+// readArray reads key as an array whose elements elem checks and converts
+// (reporting a problem at the element's path); what names the elements,
+// and ifEmpty, when set, makes an empty array an error. dst is set only
+// when every element is valid.
+func readArray[T any](t *table, key, what string, dst *[]T, elem func(keyPath, any) (T, bool), ifEmpty string) bool {
 	v, ok := t.lookup(key)
 	if !ok {
 		return false
@@ -410,19 +399,19 @@ func (t *table) strList(key string, dst *[]string) bool {
 	p := t.path.key(key)
 	elems, isArray := v.([]any)
 	if !isArray {
-		t.c.add(p, "must be an array of strings, got %s", describe(v))
+		t.c.add(p, "must be an array of %s, got %s", what, describe(v))
 		return false
 	}
-	out := make([]string, 0, len(elems))
+	if len(elems) == 0 && ifEmpty != "" {
+		t.c.add(p, "%s", ifEmpty)
+		return false
+	}
+	out := make([]T, 0, len(elems))
 	valid := true
 	for i, e := range elems {
-		s, isString := e.(string)
-		if !isString {
-			t.c.add(p.index(i), "must be a string, got %s", describe(e))
-			valid = false
-			continue
-		}
-		out = append(out, s)
+		x, good := elem(p.index(i), e)
+		valid = valid && good
+		out = append(out, x)
 	}
 	if valid {
 		*dst = out
