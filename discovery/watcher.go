@@ -30,9 +30,8 @@ type Watcher struct {
 	hold   *holdSet
 	lookup *dnsLookup // nil for etcd
 
-	applyMu sync.Mutex // one apply at a time, in order
-	applied []config.Backend
-	first   bool // nothing applied yet
+	applyMu sync.Mutex       // one apply at a time, in order
+	applied []config.Backend // what Apply last took
 
 	mu     sync.Mutex
 	st     status.Discovery
@@ -44,7 +43,7 @@ func newWatcher(o Options) *Watcher {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := &Watcher{o: o, first: true, hold: newHoldSet(o.Source.Hold),
+	w := &Watcher{o: o, hold: newHoldSet(o.Source.Hold),
 		log: o.Log.With().Str("component", "discovery").Str("service", o.Service).
 			Str("type", o.Source.Type).Str("name", o.Source.Name).Logger()}
 	w.st = status.Discovery{Type: o.Source.Type, Name: o.Source.Name}
@@ -129,14 +128,14 @@ func (w *Watcher) Found(found []config.Backend) {
 	if wasFailing {
 		w.log.Info().Int("backends", len(set)).Msg("discovery answering again")
 	}
-	if !w.first && sameSet(set, w.applied) {
+	if sameSet(set, w.applied) { // nothing applied yet is the empty set
 		return
 	}
 	if err := w.o.Apply(set); err != nil {
 		w.log.Error().Err(err).Msg("applying discovered backends")
 		return
 	}
-	w.first, w.applied = false, set
+	w.applied = set
 }
 
 // Failed records a lookup that gave no answer to trust: nothing changes.
