@@ -47,8 +47,7 @@ func (r *Runtime) Drain(service, backend, by string) (status.Backend, error) {
 	if err != nil {
 		return status.Backend{}, err
 	}
-	if b.status.Drain("drained by " + by) {
-		b.startDrainTimer(s.cfg.Load().Timeouts.Drain)
+	if s.setDrain(b, true, "drained by "+by) {
 		r.operatorChanged()
 	}
 	return s.backendView(b), nil
@@ -61,11 +60,27 @@ func (r *Runtime) Undrain(service, backend, by string) (status.Backend, error) {
 	if err != nil {
 		return status.Backend{}, err
 	}
-	if b.status.Undrain("undrained by " + by) {
-		b.stopDrainTimer()
+	if s.setDrain(b, false, "undrained by "+by) {
 		r.operatorChanged()
 	}
 	return s.backendView(b), nil
+}
+
+// setDrain starts or stops draining b (with the service's drain timer) and
+// reports whether that changed anything.
+func (s *service) setDrain(b *backend, drain bool, reason string) bool {
+	if drain {
+		if !b.status.Drain(reason) {
+			return false
+		}
+		b.startDrainTimer(s.cfg.Load().Timeouts.Drain)
+		return true
+	}
+	if !b.status.Undrain(reason) {
+		return false
+	}
+	b.stopDrainTimer()
+	return true
 }
 
 // Disconnect resets a backend's established connections now; the backend
@@ -139,15 +154,7 @@ func (r *Runtime) SetOperator(service, backend string, drain bool, weight *int, 
 		}
 		w = int32(*weight)
 	}
-	changed := false
-	if drain && b.status.Drain(reason) {
-		b.startDrainTimer(s.cfg.Load().Timeouts.Drain)
-		changed = true
-	}
-	if !drain && b.status.Undrain(reason) {
-		b.stopDrainTimer()
-		changed = true
-	}
+	changed := s.setDrain(b, drain, reason)
 	changed = r.setWeight(s, b, w, reason) || changed
 	if changed {
 		r.operatorChanged()
