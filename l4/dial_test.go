@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/balancel4/balance-l4/internal/testservers"
 )
 
@@ -45,15 +47,15 @@ func dialAndEcho(t *testing.T, addr string) {
 	if sa == nil {
 		t.Fatalf("%s: no raw address", addr)
 	}
-	s, err := dialIP(context.Background(), sa, testTimeout, addr)
+	fd, err := dialIP(context.Background(), sa, testTimeout, addr)
 	if err != nil {
 		t.Fatalf("dialing %s: %v", addr, err)
 	}
-	defer s.Close()
-	if _, err := s.Write([]byte("ping")); err != nil {
+	f := os.NewFile(uintptr(fd), addr)
+	defer f.Close()
+	if _, err := f.Write([]byte("ping")); err != nil {
 		t.Fatalf("writing: %v", err)
 	}
-	f := s.(*rawSocket).File
 	_ = f.SetReadDeadline(time.Now().Add(testTimeout))
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(f, buf); err != nil || string(buf) != "ping" {
@@ -113,27 +115,24 @@ func TestDialIPStopsWithContext(t *testing.T) {
 	}
 }
 
-// TestRawSocketSaysClosed: waits on a closed raw socket end with
-// net.ErrClosed, as on a *net.TCPConn, which the copy loops take for an abort.
-func TestRawSocketSaysClosed(t *testing.T) {
+// TestDialIPDescriptorIsNonBlocking: the descriptor a dial returns is
+// non-blocking, as the copy engine needs it.
+func TestDialIPDescriptorIsNonBlocking(t *testing.T) {
 	addr := startBackend(t, hold).addr
-	s, err := dialIP(context.Background(), newSockaddr(addr), testTimeout, addr)
+	fd, err := dialIP(context.Background(), newSockaddr(addr), testTimeout, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := s.SyscallConn()
+	defer unix.Close(fd)
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := make(chan error, 1)
-	go func() { read <- raw.Read(func(uintptr) bool { return false }) }()
-	time.Sleep(10 * time.Millisecond) // let the read wait; it ends either way
-	_ = s.Close()
-	if err := <-read; !errors.Is(err, net.ErrClosed) || !isClosed(err) {
-		t.Fatalf("a wait on a closed socket ended with %v, want net.ErrClosed", err)
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Fatal("the backend descriptor is blocking; the copy engine needs it non-blocking")
 	}
-	if err := s.CloseWrite(); !isClosed(err) {
-		t.Fatalf("CloseWrite after Close: %v, want a closed error", err)
+	if _, err := unix.Read(fd, make([]byte, 1)); err != unix.EAGAIN {
+		t.Fatalf("reading a silent backend: %v, want EAGAIN", err)
 	}
 }
 
@@ -143,9 +142,9 @@ func TestDialIPRefusesADoneContext(t *testing.T) {
 	addr := startBackend(t, hold).addr
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if s, err := dialIP(ctx, newSockaddr(addr), testTimeout, addr); !errors.Is(err, context.Canceled) {
-		if s != nil {
-			_ = s.Close()
+	if fd, err := dialIP(ctx, newSockaddr(addr), testTimeout, addr); !errors.Is(err, context.Canceled) {
+		if fd >= 0 {
+			_ = unix.Close(fd)
 		}
 		t.Fatalf("dialing with a cancelled context: %v, want context.Canceled", err)
 	}
@@ -159,35 +158,34 @@ func BenchmarkDialIP(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := dialIP(ctx, sa, testTimeout, addr)
+		fd, err := dialIP(ctx, sa, testTimeout, addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = s.SetLinger(0)
-		_ = s.Close()
+		closeFD(fd, true)
 	}
 }
 
 // TestDialIPAllocations: a raw connect that completes inside connect(2), as
-// on loopback, allocates the socket's *os.File (two objects) and its
-// *rawSocket, nothing more: no closure, no raw connection, no socket address.
+// on loopback, allocates nothing: the descriptor goes to the copy engine as
+// it is.
 func TestDialIPAllocations(t *testing.T) {
 	addr := testservers.AcceptAndClose(t)
 	sa := newSockaddr(addr)
 	ctx := context.Background()
 	var failed error
 	allocs := testing.AllocsPerRun(100, func() {
-		s, err := dialIP(ctx, sa, testTimeout, addr)
+		fd, err := dialIP(ctx, sa, testTimeout, addr)
 		if err != nil {
 			failed = err
 			return
 		}
-		_ = s.Close()
+		closeFD(fd, true)
 	})
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	if allocs > 3 {
-		t.Fatalf("a loopback dial allocates %.1f times, want at most 3", allocs)
+	if allocs > 0 {
+		t.Fatalf("a loopback dial allocates %.1f times, want none", allocs)
 	}
 }

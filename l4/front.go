@@ -79,14 +79,45 @@ func newRouteTable(group []*service) *routeTable {
 
 // dispatch hands an accepted client to its service: at once on a plain
 // address, else after reading what routes it, in a goroutine of its own.
-func (f *front) dispatch(conn *net.TCPConn) {
+func (f *front) dispatch(fd int, src *net.TCPAddr) {
 	rt := f.routes.Load()
-	if rt.only != nil {
-		rt.only.admit(conn)
+	if rt.only != nil && !rt.acceptProxy {
+		rt.only.admit(fd, src)
+		return
+	}
+	// A client read before it is served waits in Go's netpoller meanwhile.
+	conn, err := fdConn(fd)
+	if err != nil {
+		s := rt.first
+		s.acceptErrors.Add(1)
+		if ok, n := s.acceptLog.allow(time.Now()); ok {
+			s.r.log.Error().Err(err).Str("service", s.name).Int64("suppressed", n).Msg("accepting a connection failed")
+		}
 		return
 	}
 	f.r.connWG.Add(1)
+	if rt.only != nil {
+		f.r.workers.run(func() { rt.only.admitRouted(conn, admission{}) })
+		return
+	}
 	f.r.workers.run(func() { f.route(conn, rt) })
+}
+
+// fdConn makes a *net.TCPConn of an accepted socket (net.FileConn takes a
+// duplicate; the original is closed).
+func fdConn(fd int) (*net.TCPConn, error) {
+	file := os.NewFile(uintptr(fd), "client")
+	conn, err := net.FileConn(file)
+	_ = file.Close()
+	if err != nil {
+		return nil, fmt.Errorf("accepting a connection: %w", err)
+	}
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, errors.New("accepting a connection: not TCP")
+	}
+	return tc, nil
 }
 
 // route reads the client's PROXY header (with accept_proxy) and TLS

@@ -30,21 +30,14 @@ func readProxyHeader(client *net.TCPConn, timeout time.Duration) (src, dst *net.
 	return h.Source, h.Destination, nil
 }
 
-// writeProxyHeader sends the PROXY header (v1 or v2) to the backend, on the
-// raw connection, before splicing starts.
-func writeProxyHeader(conn socket, version string, src, dst *net.TCPAddr) error {
-	var buf [232]byte
-	var b []byte
+// proxyHeader returns the PROXY header (v1 or v2) the backend gets before
+// the client's bytes, or nil when the service sends none.
+func proxyHeader(version string, src, dst *net.TCPAddr) []byte {
 	switch version {
 	case "v1":
-		b = proxyproto.AppendV1(buf[:0], src, dst)
+		return proxyproto.AppendV1(make([]byte, 0, 108), src, dst)
 	case "v2":
-		b = proxyproto.AppendV2(buf[:0], src, dst)
-	default:
-		return nil
-	}
-	if _, err := conn.Write(b); err != nil {
-		return fmt.Errorf("writing PROXY %s header: %w", version, err)
+		return proxyproto.AppendV2(make([]byte, 0, 232), src, dst)
 	}
 	return nil
 }

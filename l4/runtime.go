@@ -3,6 +3,7 @@ package l4
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/health"
+	"github.com/balancel4/balance-l4/l4/engine"
 )
 
 // Options configure a Runtime. Zero values mean the defaults noted.
@@ -45,12 +47,8 @@ type Runtime struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	connWG  sync.WaitGroup // one per client connection
-	parker  parker         // idle connections' directions wait here, without goroutines
-	pipes   *pipePool      // splice pipes, held only while bytes are in flight
-	workers *workerPool    // goroutines kept between connections
-
-	stallCheck time.Duration // how often a connection's watch timer looks at it
-	parkFirst  time.Duration // when a connection's watch timer first looks (idle.go)
+	workers *workerPool    // goroutines kept between connections, for accepting and connecting
+	eng     *engine.Engine // moves the bytes of spliced connections; started by the first Apply
 
 	mu        sync.Mutex
 	started   bool
@@ -91,12 +89,7 @@ func NewRuntime(o Options) *Runtime {
 		services:  map[string]*service{},
 		listeners: map[string]*front{},
 		monitor:   health.NewMonitor(o.Log.With().Str("component", "health").Logger()),
-		parker:    parker{log: o.Log, failLog: logLimit{interval: logInterval}},
-		pipes:     newPipePool(),
 		workers:   newWorkerPool(),
-
-		stallCheck: stallCheck,
-		parkFirst:  parkFirst,
 	}
 }
 
@@ -152,7 +145,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 	select {
 	case <-done:
 		r.cancel()
-		r.pipes.close()
+		r.closeEngine()
 		r.workers.close()
 		return 0, nil
 	case <-ctx.Done():
@@ -162,7 +155,7 @@ func (r *Runtime) Shutdown(ctx context.Context) (forced int, err error) {
 		forced += s.abortAll(endShutdown)
 	}
 	<-done
-	r.pipes.close()
+	r.closeEngine()
 	r.workers.close()
 	if forced > 0 {
 		r.log.Warn().Int("connections", forced).Msg("shutdown deadline reached: closed the remaining connections")
@@ -175,4 +168,28 @@ func (r *Runtime) service(name string) *service {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.services[name]
+}
+
+// startEngine starts the copy engine if it is not running. The caller holds
+// r.mu.
+func (r *Runtime) startEngineLocked() error {
+	if r.eng != nil {
+		return nil
+	}
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		return fmt.Errorf("starting the copy engine: %w", err)
+	}
+	r.eng = eng
+	return nil
+}
+
+// closeEngine stops the copy engine once no connection is left.
+func (r *Runtime) closeEngine() {
+	r.mu.Lock()
+	eng := r.eng
+	r.mu.Unlock()
+	if eng != nil {
+		eng.Close()
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/balancel4/balance-l4/l4/engine"
+	"golang.org/x/sys/unix"
 )
 
 // Rejections a client connection may end with.
@@ -23,22 +26,22 @@ type admission struct {
 	start    time.Time    // when routing began; zero: now
 }
 
-// serve handles one client connection from accept until it is spliced; the
-// connection's last direction to finish ends it (end).
-func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) {
+// serve handles one client connection from accept until a backend is
+// connected; then the copy engine has it, and its end comes back through
+// Ended. The client is the raw socket cfd (with its address src) or, when it
+// was read before (a PROXY header, a ClientHello), the *net.TCPConn client.
+func (s *service) serve(cfd int, client *net.TCPConn, src *net.TCPAddr, cfg *serviceConfig, adm admission) {
 	start := adm.start
 	if start.IsZero() {
 		start = time.Now()
 	}
 	c := &proxyConn{
-		client: client, idle: cfg.Timeouts.Idle, stall: s.r.stallCheck, parkFirst: s.r.parkFirst,
-		svc: s, start: start, accessLog: cfg.accessLog, parker: &s.r.parker,
-		pipes: s.r.pipes, workers: s.r.workers, ticket: adm.ticket,
+		cfd: cfd, client: client, src: src,
+		svc: s, start: start, accessLog: cfg.accessLog, ticket: adm.ticket,
 	}
 	s.track(c)
 
-	c.src, _ = client.RemoteAddr().(*net.TCPAddr)
-	dst, _ := client.LocalAddr().(*net.TCPAddr)
+	var dst *net.TCPAddr // what the PROXY header we send says the client reached
 	switch {
 	case adm.proxied:
 		if adm.src != nil && adm.dst != nil {
@@ -48,7 +51,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) 
 		psrc, pdst, err := readProxyHeader(client, cfg.Timeouts.Connect)
 		if err != nil {
 			s.rejected.proxyHeader.Add(1)
-			c.finish()
+			c.closeUnserved()
 			if cfg.accessLog {
 				s.logRejected(c.src, "rejected: proxy_header", 0, c.start, err)
 			}
@@ -62,7 +65,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) 
 	if !adm.screened && cfg.screens() {
 		tk, reason, err := s.screen(cfg, clientIP(c.src))
 		if err != nil {
-			c.finish()
+			c.closeUnserved()
 			if cfg.accessLog {
 				s.logRejected(c.src, "rejected: "+reason, 0, c.start, err)
 			}
@@ -73,7 +76,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) 
 	}
 
 	cfg.retry.Budget.Deposit()
-	be, conn, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.tries)
+	be, bfd, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.tries)
 	if err != nil {
 		reason := "connect_failed"
 		if errors.Is(err, errNoBackend) {
@@ -82,7 +85,7 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) 
 		} else {
 			s.rejected.connectFailed.Add(1)
 		}
-		c.finish()
+		c.closeUnserved()
 		if ok, n := s.dialLog.allow(time.Now()); ok {
 			s.r.log.Warn().Err(err).Str("service", s.name).Str("client", addrString(c.src)).
 				Int("attempts", attempts).Int64("suppressed", n).Msg("client connection closed: no backend connected")
@@ -94,32 +97,62 @@ func (s *service) serve(client *net.TCPConn, cfg *serviceConfig, adm admission) 
 		return
 	}
 	c.be, c.attempts = be, attempts
-	if !c.attach(conn) { // aborted (shutdown) while connecting
-		_ = conn.Close()
+	var header []byte
+	if cfg.ProxyProtocol != "" {
+		if dst == nil {
+			dst = c.localAddr()
+		}
+		header = proxyHeader(cfg.ProxyProtocol, c.src, dst)
+	}
+	c.mu.Lock()
+	if c.closed { // aborted (shutdown) while connecting
+		c.mu.Unlock()
+		closeFD(bfd, false)
 		if cfg.accessLog {
-			s.logClosed(c.src, be, attempts, c, c.finish(), c.start)
+			s.logClosed(c.src, be, attempts, 0, 0, c.why, c.start)
 		}
 		be.release()
 		s.retire(c)
 		return
 	}
 	be.track(c)
-	if err := writeProxyHeader(conn, cfg.ProxyProtocol, c.src, dst); err != nil {
-		c.abort(endBackendError, true)
-		c.end()
-		return
-	}
-	if len(adm.first) > 0 {
-		n, err := conn.Write(adm.first)
-		c.up.bytes.Add(int64(n))
-		be.bytesIn.Add(int64(n))
-		if err != nil {
-			c.abort(endBackendError, true)
-			c.end()
+	cfd = c.cfd
+	if c.client != nil {
+		if cfd, err = detach(c.client); err != nil {
+			c.closed, c.client = true, nil
+			c.mu.Unlock()
+			closeFD(bfd, true)
+			c.end(endClientError, 0, 0)
 			return
 		}
+		c.client = nil
 	}
-	c.splice(&be.bytesIn, &be.bytesOut)
+	c.cfd = -1
+	c.conn, err = s.r.eng.Start(engine.Pair{
+		Client: cfd, Backend: bfd, Header: header, First: adm.first,
+		Idle: cfg.Timeouts.Idle, In: &be.bytesIn, Out: &be.bytesOut, Owner: c,
+	})
+	if err != nil {
+		c.closed = true
+		c.mu.Unlock()
+		c.end(endClientError, 0, 0)
+		return
+	}
+	c.spliced = true
+	c.mu.Unlock()
+}
+
+// localAddr is the address the client connected to.
+func (c *proxyConn) localAddr() *net.TCPAddr {
+	if c.client != nil {
+		a, _ := c.client.LocalAddr().(*net.TCPAddr)
+		return a
+	}
+	sa, err := unix.Getsockname(c.cfd)
+	if err != nil {
+		return nil
+	}
+	return tcpAddr(sa)
 }
 
 // retire drops a client connection that ended from the books Shutdown and the
@@ -133,17 +166,13 @@ func (s *service) retire(c *proxyConn) {
 	s.r.connWG.Done()
 }
 
-// end is a spliced connection's end of life: it closes both sockets,
-// records the outcome, logs and releases the backend.
-func (c *proxyConn) end() {
-	why := c.finish()
+// end is the end of life of a connection that had a backend: it records the
+// outcome, logs and releases the backend.
+func (c *proxyConn) end(why ending, in, out int64) {
 	s, be := c.svc, c.be
-	s.recordOutcome(be, c, why)
+	s.recordOutcome(be, why, out)
 	if c.accessLog {
-		s.logClosed(c.src, be, c.attempts, c, why, c.start)
-	}
-	if c.parkID != 0 {
-		c.parker.leave(c)
+		s.logClosed(c.src, be, c.attempts, in, out, why, c.start)
 	}
 	be.untrack(c)
 	be.release()
@@ -152,8 +181,8 @@ func (c *proxyConn) end() {
 
 // recordOutcome tells passive checks how a connection that did connect went:
 // a reset from the backend before it sent any byte is a failure.
-func (s *service) recordOutcome(be *backend, c *proxyConn, why ending) {
-	ok := !(why == endBackendReset && c.down.bytes.Load() == 0)
+func (s *service) recordOutcome(be *backend, why ending, out int64) {
+	ok := !(why == endBackendReset && out == 0)
 	if !ok {
 		be.failed.Add(1)
 	}
@@ -179,14 +208,14 @@ func addrString(a net.Addr) string {
 }
 
 // logClosed writes the access log line of a served connection.
-func (s *service) logClosed(client net.Addr, be *backend, attempts int, c *proxyConn, why ending, start time.Time) {
+func (s *service) logClosed(client net.Addr, be *backend, attempts int, in, out int64, why ending, start time.Time) {
 	s.r.access.Info().
 		Str("client", addrString(client)).
 		Str("service", s.name).
 		Str("backend", be.name).
 		Int("attempts", attempts).
-		Int64("bytes_in", c.up.bytes.Load()).
-		Int64("bytes_out", c.down.bytes.Load()).
+		Int64("bytes_in", in).
+		Int64("bytes_out", out).
 		Dur("duration_ms", time.Since(start).Round(time.Microsecond)).
 		Str("end", why.String()).
 		Msg("connection closed")

@@ -1,0 +1,58 @@
+// Package engine is balance-l4's copy engine: it moves the bytes of proxied
+// TCP connections between two sockets, and nothing else. It knows nothing of
+// services, backends or configuration; the runtime (package l4) accepts a
+// client, connects a backend and hands the engine the connected pair with an
+// Owner to tell of the end.
+//
+// Why it exists: Go's netpoller wakes a goroutine per ready socket, and a
+// goroutine per busy direction costs a stack, scheduler hand-offs and
+// sysmon's wake-ups that HAProxy and nginx do not pay. Here one event loop
+// per processor waits on an epoll instance of its own and serves every
+// connection it owns on its one goroutine, with raw system calls.
+//
+// # How a connection moves
+//
+// Both sockets are registered once, edge-triggered, for input, output and
+// the peer's FIN (EPOLLRDHUP), and stay registered until they are closed.
+// A flow (client to backend, backend to client) reads its source into the
+// loop's one shared buffer and writes that to its destination at once: two
+// system calls per message. A read shorter than the buffer says the socket
+// is empty, since new bytes make a new edge; only when epoll reported the
+// peer's FIN does the flow read on, to find it. When the destination takes
+// less than was read, the shared buffer becomes the flow's, holding the
+// rest, and the loop takes another: a connection holds a buffer only while
+// a slow reader keeps bytes waiting. A read that fills the buffer says bulk
+// data is flowing: the flow switches to splice(2) through a pipe from the
+// loop's pool, held only while bytes are in it, until a wake-up moves less
+// than a buffer's worth. A FIN read on one side becomes shutdown(SHUT_WR) on
+// the other; the connection closes when both sides have sent theirs. An
+// error on a socket resets both (SO_LINGER 0, then close).
+//
+// Idle timeouts sit in a hashed timer wheel per loop, one entry per
+// connection, checked lazily: the entry fires at the deadline it was set
+// for and re-arms if bytes moved since. A connection whose bytes wait in the
+// kernel for a slow reader is not idle while the kernel's counters move.
+//
+// # Invariants
+//
+//   - A slot (a record in the loop's table) belongs to the loop from its
+//     publication by Start to its release in close. Records hold no Go
+//     pointers; epoll data carries the slot's index, the side and the
+//     slot's generation, never a pointer, so an event for a connection that
+//     ended (the generation moved on) is dropped.
+//   - A slot's word holds the generation and two flags: published (Start
+//     filled the slot in) and claimed (its end is decided). Exactly one
+//     compare-and-swap claims the end: the loop's (a FIN pair, an error, the
+//     idle timeout) or an Abort's, whose command then closes it on the loop.
+//     The owner hears Ended once, on the loop's goroutine, after both
+//     sockets are closed and the slot is free.
+//   - Only the loop touches a slot's loop state, its buffers, pipes and
+//     timers. Other goroutines touch a loop only through Start (a free slot,
+//     taken under the loop's mutex), Abort (a command) and Stats (atomics).
+//   - Bytes are counted when the destination took them, into the slot and
+//     into the owner's live totals; a PROXY header sent first is not
+//     counted.
+//   - A loop sleeps in epoll_wait, through the scheduler, only with no
+//     commands waiting; a command posted while it sleeps wakes it through an
+//     eventfd. Every other system call is raw: none can block.
+package engine
