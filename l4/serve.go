@@ -98,7 +98,7 @@ func (s *service) serve(cfd int, client *net.TCPConn, src *net.TCPAddr, cfg *ser
 	}
 	c.be, c.attempts = be, attempts
 	var header []byte
-	if cfg.ProxyProtocol != "" {
+	if v := cfg.ProxyProtocol; v == "v1" || v == "v2" {
 		if dst == nil {
 			dst = c.localAddr()
 		}

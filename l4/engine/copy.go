@@ -109,10 +109,17 @@ func (l *loop) flow(idx uint32, r *record, d int) bool {
 			l.shared = l.takeBuf(bufSize)
 			return true
 		}
-		if n < len(buf) && r.side[d]&sRDHUP == 0 {
-			// A short read emptied src; new bytes make a new edge.
-			r.side[d] &^= sReadable
-			return true
+		if n < len(buf) {
+			switch {
+			case r.side[d]&sRDHUP != 0:
+				// A short read emptied src, and the FIN epoll reported came
+				// before the read: nothing follows it.
+				return l.eof(idx, r, d)
+			case r.side[d]&sHUP == 0:
+				// A short read emptied src; new bytes make a new edge.
+				r.side[d] &^= sReadable
+				return true
+			}
 		}
 	}
 }

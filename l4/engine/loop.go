@@ -2,9 +2,12 @@ package engine
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -36,8 +39,15 @@ type command struct {
 // loop is one event loop: an epoll instance, its goroutine, and the slots,
 // buffers, pipes and timers of the connections it owns.
 type loop struct {
-	epfd int
-	evfd int
+	epfd     int
+	evfd     int
+	file     *os.File        // epfd, as Go's netpoller knows it
+	raw      syscall.RawConn // file's, to wait on
+	deadline bool            // file has a read deadline set
+	events   []unix.EpollEvent
+	pollFn   func(uintptr) bool // l.poll, bound once
+	pollN    int
+	pollErr  unix.Errno
 	slots
 
 	// Shared with other goroutines, under mu.
@@ -87,7 +97,24 @@ func newLoop(tick time.Duration) (*loop, error) {
 		_ = unix.Close(evfd)
 		return nil, syscallErr("epoll_ctl", e)
 	}
-	l := &loop{epfd: epfd, evfd: evfd, done: make(chan struct{})}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(evfd)
+		return nil, syscallErr("fcntl", err.(unix.Errno))
+	}
+	file := os.NewFile(uintptr(epfd), "engine-epoll") // non-blocking: in Go's netpoller
+	raw, err := file.SyscallConn()
+	if err == nil {
+		err = file.SetReadDeadline(time.Time{}) // fails unless the netpoller has it
+	}
+	if err != nil {
+		_ = file.Close()
+		_ = unix.Close(evfd)
+		return nil, fmt.Errorf("engine: waiting on the epoll descriptor: %w", err)
+	}
+	l := &loop{epfd: epfd, evfd: evfd, file: file, raw: raw, done: make(chan struct{})}
+	l.events = make([]unix.EpollEvent, maxEvents)
+	l.pollFn = l.poll
 	l.now = monotonic()
 	l.wheel = newWheel(int64(tick), l.now)
 	l.shared = l.takeBuf(bufSize)
@@ -177,7 +204,7 @@ func (l *loop) post(cmd command) {
 // run is the loop: wait, serve events, run commands, fire timers.
 func (l *loop) run() {
 	defer close(l.done)
-	events := make([]unix.EpollEvent, maxEvents)
+	events := l.events
 	n := 0
 	for {
 		var err error
@@ -192,7 +219,7 @@ func (l *loop) run() {
 			n, err = l.sleep(events)
 		}
 		if err != nil && err != unix.EINTR {
-			// EBADF and EINVAL cannot happen on our own instance; do not spin.
+			// Nothing fails on our own instance; should it, do not spin.
 			time.Sleep(time.Millisecond)
 		}
 		l.now = monotonic()
@@ -212,21 +239,27 @@ func (l *loop) run() {
 }
 
 // sleep waits for events, for as long as the next timer allows, unless
-// commands are waiting.
+// commands are waiting. It looks first without waiting; then it waits in
+// Go's netpoller, where the loop's epoll descriptor is registered: a loop
+// with nothing to do is a parked goroutine, not a thread blocked in a
+// system call that sysmon must take the processor from.
 func (l *loop) sleep(events []unix.EpollEvent) (int, error) {
-	if len(l.waiting) > 0 {
-		// A Start is between its registrations and its publication: a few
-		// instructions, unless its goroutine was preempted. Let it run.
-		runtime.Gosched()
-	}
-	l.mu.Lock()
-	if len(l.cmds) > 0 || len(l.waiting) > 0 {
-		l.mu.Unlock()
-		n, e := rawEpollPoll(l.epfd, events)
+	if n, e := rawEpollPoll(l.epfd, events); e != 0 || n > 0 {
 		if e != 0 {
 			return 0, e
 		}
 		return n, nil
+	}
+	if len(l.waiting) > 0 {
+		// A Start is between its registrations and its publication: a few
+		// instructions, unless its goroutine was preempted. Let it run.
+		runtime.Gosched()
+		return 0, nil
+	}
+	l.mu.Lock()
+	if len(l.cmds) > 0 {
+		l.mu.Unlock()
+		return 0, nil
 	}
 	l.sleeping = true
 	l.mu.Unlock()
@@ -234,14 +267,33 @@ func (l *loop) sleep(events []unix.EpollEvent) (int, error) {
 	if l.stopping {
 		timeout = 10 // connections still end: look again soon
 	}
-	n, err := unix.EpollWait(l.epfd, events, timeout)
+	switch {
+	case timeout >= 0:
+		_ = l.file.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
+		l.deadline = true
+	case l.deadline:
+		_ = l.file.SetReadDeadline(time.Time{})
+		l.deadline = false
+	}
+	l.pollN, l.pollErr = 0, 0
+	err := l.raw.Read(l.pollFn)
 	l.mu.Lock()
 	l.sleeping = false
 	l.mu.Unlock()
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, err
 	}
-	return n, nil
+	if l.pollErr != 0 {
+		return 0, l.pollErr
+	}
+	return l.pollN, nil
+}
+
+// poll is the netpoller's callback while the loop sleeps (bound once as
+// pollFn: a closure per sleep would allocate).
+func (l *loop) poll(uintptr) bool {
+	l.pollN, l.pollErr = rawEpollPoll(l.epfd, l.events)
+	return l.pollN > 0 || (l.pollErr != 0 && l.pollErr != unix.EINTR)
 }
 
 func (l *loop) runCommands() {
@@ -295,7 +347,7 @@ func (l *loop) closeAll() {
 		}
 	}
 	_ = unix.Close(l.evfd)
-	_ = unix.Close(l.epfd)
+	_ = l.file.Close() // and with it the epoll descriptor
 }
 
 // event serves one epoll event.
@@ -366,8 +418,11 @@ func (l *loop) handle(idx uint32, r *record, side int, e uint32) {
 	if e&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		r.side[side] |= sReadable
 		r.dir[side].woke = 0
-		if e&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		if e&unix.EPOLLRDHUP != 0 {
 			r.side[side] |= sRDHUP
+		}
+		if e&unix.EPOLLHUP != 0 {
+			r.side[side] |= sHUP
 		}
 	}
 	if e&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {

@@ -28,7 +28,8 @@ func wordOf(gen uint32, flags uint64) uint64 { return uint64(gen)<<32 | flags }
 const (
 	sReadable = 1 << iota // bytes, FIN or an error may be waiting to be read
 	sWritable             // the socket may take bytes
-	sRDHUP                // the peer sent FIN: read until read says so
+	sRDHUP                // the peer sent FIN: after the bytes before it, EOF
+	sHUP                  // the socket hung up (both ways): read until read says so
 	sEOF                  // read returned 0
 	sShut                 // we sent FIN (shutdown(SHUT_WR))
 )
