@@ -1,15 +1,16 @@
 package l4
 
 import (
-	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/balancel4/balance-l4/l4/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,137 +21,113 @@ const (
 	acceptDelayMax = time.Second
 )
 
-// acceptor is one listener and its accept loop.
+// acceptor is one listener; the copy engine's loops accept on it.
 type acceptor struct {
-	ln   *net.TCPListener
-	file *os.File      // a duplicate of ln's descriptor that the loop waits on
-	stop chan struct{} // closed to end a backoff sleep
-	done chan struct{} // closed when the loop returned
+	f     *front
+	ln    *net.TCPListener
+	delay atomic.Int64 // the current accept backoff, ns; 0 after a good accept
+
+	mu     sync.Mutex
+	eln    *engine.Listener // nil until the engine took the listener
+	retry  *time.Timer      // set while waiting to try again
+	closed bool
 }
 
-// start begins accepting on ln; f.routes must be set.
+// start begins accepting on ln; f.routes must be set. Clients are accepted
+// on the engine's loops (engine.Listen) on a duplicate of ln's descriptor:
+// non-blocking from birth, in no netpoller, and no goroutine is woken for
+// a client until it needs one. Should the engine not take the listener (no
+// descriptor for the duplicate, no memory for epoll), it is counted and
+// logged as an accept error and tried again after the accept backoff.
 func (f *front) start(ln *net.TCPListener) {
-	// Accepted sockets inherit TCP_NODELAY from the listener, as Go sets it
-	// on each one it accepts: the data path forwards small messages as they
-	// come.
-	if raw, err := ln.SyscallConn(); err == nil {
-		_ = raw.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) })
-	}
-	a := &acceptor{ln: ln, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &acceptor{f: f, ln: ln}
 	f.acc = a
-	go f.acceptLoop(a)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.listenLocked()
 }
 
-// listenerFile returns a duplicate of ln's descriptor as an *os.File, whose
-// raw connection can wait for clients: a listener's own refuses to.
-func listenerFile(ln *net.TCPListener) (*os.File, error) {
-	raw, err := ln.SyscallConn()
+func (a *acceptor) listenLocked() {
+	a.retry = nil
+	if a.closed {
+		return
+	}
+	eln, err := a.listen()
+	if err != nil {
+		delay := a.AcceptFailed(fmt.Errorf("listening on %s: %w", a.ln.Addr(), err))
+		a.retry = time.AfterFunc(delay, func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.listenLocked()
+		})
+		return
+	}
+	a.eln = eln
+}
+
+func (a *acceptor) listen() (*engine.Listener, error) {
+	raw, err := a.ln.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	fd := -1
-	var dupErr error
-	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+	var ctlErr error
+	if err := raw.Control(func(s uintptr) {
+		// Accepted sockets inherit TCP_NODELAY, which Go would set on each
+		// one it accepted: the data path forwards small messages as they
+		// come.
+		if ctlErr = unix.SetsockoptInt(int(s), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); ctlErr != nil {
+			ctlErr = os.NewSyscallError("setsockopt", ctlErr)
+			return
+		}
+		if fd, ctlErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); ctlErr != nil {
+			ctlErr = os.NewSyscallError("dup", ctlErr)
+		}
+	}); err != nil {
 		return nil, err
 	}
-	if dupErr != nil {
-		return nil, os.NewSyscallError("dup", dupErr)
+	if ctlErr != nil {
+		return nil, ctlErr
 	}
-	return os.NewFile(uintptr(fd), "listener"), nil // non-blocking: in the netpoller
+	return a.f.r.eng.Listen(fd, a)
 }
 
-// close stops accepting and waits for the loop to return. Connections already
-// accepted go on.
+// close stops accepting (no client is handed over once it returns) and
+// closes the listener. Connections already accepted go on.
 func (a *acceptor) close() {
-	close(a.stop)
+	a.mu.Lock()
+	a.closed = true
+	if a.retry != nil {
+		a.retry.Stop()
+	}
+	eln := a.eln
+	a.mu.Unlock()
+	if eln != nil {
+		eln.Close()
+	}
 	_ = a.ln.Close()
-	<-a.done
 }
 
-// acceptLoop accepts until the listener is closed. It never returns on any
-// other error: it backs off, counts, logs at a bounded rate and tries again,
-// so running out of file descriptors degrades service instead of ending it.
-// Accept errors are counted under the address's first service.
-//
-// Clients are accepted with raw accept4, non-blocking from birth and never
-// in Go's netpoller (the listener alone waits there): a plain client goes
-// to the copy engine as it came, and TCP_NODELAY comes from the listener.
-func (f *front) acceptLoop(a *acceptor) {
-	defer close(a.done)
-	file, err := listenerFile(a.ln)
-	var raw syscall.RawConn
-	if err == nil {
-		raw, err = file.SyscallConn()
+// Accepted takes a client, on an engine loop.
+func (a *acceptor) Accepted(fd int, peer *unix.RawSockaddrAny) {
+	a.delay.Store(0)
+	a.f.dispatch(fd, tcpAddrRaw(peer))
+}
+
+// AcceptFailed backs off, counts and logs at a bounded rate, so running out
+// of file descriptors degrades service instead of ending it. Accept errors
+// are counted under the address's first service.
+func (a *acceptor) AcceptFailed(err error) time.Duration {
+	delay := time.Duration(a.delay.Load())
+	delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
+	a.delay.Store(int64(delay))
+	s := a.f.routes.Load().first
+	s.acceptErrors.Add(1)
+	if ok, n := s.acceptLog.allow(time.Now()); ok {
+		s.r.log.Error().Err(err).Str("service", s.name).Dur("retry_in_ms", delay).
+			Int64("suppressed", n).Msg("accepting connections failed; backing off")
 	}
-	if err != nil {
-		f.r.log.Error().Err(err).Str("address", a.ln.Addr().String()).Msg("accepting connections: cannot wait on the listener")
-		return
-	}
-	// Closing the listener does not wake a wait on the duplicate: stop does.
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-a.stop:
-			_ = file.Close()
-		case <-stopped:
-			_ = file.Close()
-		}
-	}()
-	var (
-		fd    int
-		sa    unix.RawSockaddrAny
-		errno unix.Errno
-	)
-	accept := func(lfd uintptr) bool {
-		for {
-			size := uint32(unix.SizeofSockaddrAny)
-			n, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, lfd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&size)),
-				unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-			switch e {
-			case unix.EINTR, unix.ECONNABORTED:
-				continue // a client that reset before we took it
-			case unix.EAGAIN:
-				return false
-			}
-			fd, errno = int(n), e
-			return true
-		}
-	}
-	var delay time.Duration
-	for {
-		err := raw.Read(accept)
-		if err == nil && errno != 0 {
-			err = os.NewSyscallError("accept4", errno)
-		}
-		if err != nil {
-			select {
-			case <-a.stop:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			s := f.routes.Load().first
-			s.acceptErrors.Add(1)
-			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
-			if ok, n := s.acceptLog.allow(time.Now()); ok {
-				s.r.log.Error().Err(err).Str("service", s.name).Dur("retry_in_ms", delay).
-					Int64("suppressed", n).Msg("accepting connections failed; backing off")
-			}
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-a.stop:
-				t.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		f.dispatch(fd, tcpAddrRaw(&sa))
-	}
+	return delay
 }
 
 // tcpAddrRaw converts an accepted client's address.
@@ -222,7 +199,7 @@ func (s *service) admit(fd int, src *net.TCPAddr) {
 		adm.ticket, adm.screened = tk, true
 	}
 	s.r.connWG.Add(1)
-	s.r.workers.run(func() { s.serve(fd, nil, src, cfg, adm) })
+	s.serveInline(fd, src, cfg, adm)
 }
 
 // closeRejectedFD is closeRejected for a raw client socket.

@@ -59,7 +59,7 @@ func (e ending) String() string {
 type proxyConn struct {
 	cfd    int          // the client's socket, raw; -1 when client holds it
 	client *net.TCPConn // a client that was read before it was served (PROXY header, SNI)
-	tries  tries        // backends attempted while connecting
+	k      connecting   // the connect so far: backends attempted, attempts
 
 	// What the end needs once the connection is spliced.
 	svc       *service

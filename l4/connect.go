@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/balancel4/balance-l4/balance"
 	"github.com/balancel4/balance-l4/resilience"
 )
 
@@ -16,38 +17,58 @@ import (
 // only when every eligible backend was tried does an attempt reuse one, after
 // the backoff. Attempts stop at the policy's max_attempts, and every attempt
 // after the first needs a retry from the budget. It returns the backend with
-// a connection slot taken (the caller releases it) and the number of attempts.
-// t lives in the proxyConn: passed to the pickers it escapes, and one
+// a connection slot taken (the caller releases it), its socket and the
+// number of attempts.
+//
+// With inline set, connect runs on an engine loop and must not wait: it
+// returns errMustWait as soon as an attempt would (a connect that needs the
+// handshake, a backoff, a backend named by host name), with what it did in
+// k; connect again on a goroutine, with the same k, carries on from there.
+// The tries live in the proxyConn: passed to the pickers they escape, and one
 // allocation per connection is enough.
-func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t *tries) (*backend, int, int, error) {
-	set := s.set.Load()
-	attempts, backoffs := 0, 0
-	granted, waited := false, false
-	var lastErr error
-	for {
-		if attempts > 0 && !granted {
-			if !cfg.retry.AllowRetry(attempts) {
-				return nil, -1, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
-			}
-			granted = true
+func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k *connecting, inline bool) (*backend, int, int, error) {
+	if k.set == nil {
+		k.set = s.set.Load()
+	}
+	t := &k.tries
+	if k.b != nil { // an attempt left in flight by the inline start
+		b := k.b
+		k.b = nil
+		fd, err := k.finishDial(ctx, b, cfg)
+		if done, be, err := s.afterDial(ctx, k, b, fd, err); done {
+			return be, fd, k.attempts, err
 		}
-		b, tier, i, reused := set.choose(key, t)
+	}
+	for {
+		if k.attempts > 0 && !k.granted {
+			if !cfg.retry.AllowRetry(k.attempts) {
+				return nil, -1, k.attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, k.attempts, k.lastErr)
+			}
+			k.granted = true
+		}
+		b, tier, i, reused := k.set.choose(key, t)
 		if b == nil {
-			if attempts == 0 {
+			if k.attempts == 0 {
 				return nil, -1, 0, errNoBackend
 			}
-			return nil, -1, attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, attempts, lastErr)
+			return nil, -1, k.attempts, fmt.Errorf("%w after %d attempts: %w", errConnectFailed, k.attempts, k.lastErr)
 		}
 		mark := &t.first[tier]
 		if reused {
 			mark = &t.again[tier]
-			if !waited {
-				if err := resilience.Sleep(ctx, cfg.retry.Backoff.Delay(backoffs)); err != nil {
-					return nil, -1, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+			if !k.waited {
+				if inline {
+					return nil, -1, k.attempts, errMustWait
 				}
-				backoffs++
-				waited = true
+				if err := resilience.Sleep(ctx, cfg.retry.Backoff.Delay(k.backoffs)); err != nil {
+					return nil, -1, k.attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+				}
+				k.backoffs++
+				k.waited = true
 			}
+		}
+		if inline && b.sockaddr == nil {
+			return nil, -1, k.attempts, errMustWait // Go's dialer waits
 		}
 		if !b.acquire() {
 			mark.Add(i)
@@ -60,43 +81,92 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, t
 			mark.Add(i)
 			continue
 		}
-		attempts++
-		granted, waited = false, false
-		if attempts > 1 {
+		k.attempts++
+		k.granted, k.waited = false, false
+		if k.attempts > 1 {
 			s.retries.Add(1)
 		}
-		conn, err := b.dial(ctx, cfg.dialer)
-		local := err != nil && isLocalDialError(err)
-		if local {
-			br.Cancel(att) // our own shortage says nothing about the backend
+		k.br, k.att, k.mark, k.index, k.reused, k.tier = br, att, mark, i, reused, tier
+		var fd int
+		if inline {
+			var connected bool
+			fd, connected, err = dialIPStart(ctx, b.sockaddr, b.address)
+			if err == nil && !connected {
+				k.b, k.fd = b, fd // the goroutine waits for it
+				return nil, -1, k.attempts, errMustWait
+			}
 		} else {
-			br.Done(att, err == nil)
+			fd, err = b.dial(ctx, cfg.dialer)
 		}
-		if err == nil {
-			b.total.Add(1)
-			return b, conn, attempts, nil
-		}
-		b.release()
-		if !local {
-			b.failed.Add(1)
-			s.recordPassive(b, false)
-		}
-		if ok, n := s.attemptLog.allow(time.Now()); ok {
-			s.r.log.Warn().Err(err).Str("service", s.name).Str("backend", b.name).Int("attempt", attempts).
-				Int64("suppressed", n).Msg("connect attempt failed")
-		}
-		lastErr = err
-		mark.Add(i)
-		if reused {
-			// The next attempt may reuse any tried backend again, this one
-			// too (a single backend gets all its attempts): max_attempts, not
-			// the number of backends, bounds the loop.
-			t.again[tier].Reset()
-		}
-		if errors.Is(err, context.Canceled) {
-			return nil, -1, attempts, fmt.Errorf("%w: %w", errConnectFailed, err)
+		if done, be, err := s.afterDial(ctx, k, b, fd, err); done {
+			return be, fd, k.attempts, err
 		}
 	}
+}
+
+// errMustWait: an inline connect stopped where it would have to wait.
+var errMustWait = errors.New("l4: the connect must wait")
+
+// connecting is what connect did so far for one client.
+type connecting struct {
+	tries    tries
+	set      *backendSet
+	attempts int
+	backoffs int
+	granted  bool // a retry was granted for the next attempt
+	waited   bool // the backoff before reusing a backend was slept
+	lastErr  error
+
+	// The attempt in flight: set from the dial until afterDial.
+	b      *backend // set only while an inline start left the dial to a goroutine
+	fd     int
+	br     *resilience.Breaker
+	att    resilience.Attempt
+	mark   *balance.Tried
+	index  int
+	reused bool
+	tier   int
+}
+
+// finishDial waits for the dial an inline start left in flight.
+func (k *connecting) finishDial(ctx context.Context, b *backend, cfg *serviceConfig) (int, error) {
+	return dialIPWait(ctx, k.fd, cfg.dialer.Timeout, b.address)
+}
+
+// afterDial books the attempt's outcome. done says connect returns (with
+// be and err); else the next attempt follows.
+func (s *service) afterDial(ctx context.Context, k *connecting, b *backend, fd int, err error) (done bool, be *backend, _ error) {
+	local := err != nil && isLocalDialError(err)
+	if local {
+		k.br.Cancel(k.att) // our own shortage says nothing about the backend
+	} else {
+		k.br.Done(k.att, err == nil)
+	}
+	if err == nil {
+		b.total.Add(1)
+		return true, b, nil
+	}
+	b.release()
+	if !local {
+		b.failed.Add(1)
+		s.recordPassive(b, false)
+	}
+	if ok, n := s.attemptLog.allow(time.Now()); ok {
+		s.r.log.Warn().Err(err).Str("service", s.name).Str("backend", b.name).Int("attempt", k.attempts).
+			Int64("suppressed", n).Msg("connect attempt failed")
+	}
+	k.lastErr = err
+	k.mark.Add(k.index)
+	if k.reused {
+		// The next attempt may reuse any tried backend again, this one
+		// too (a single backend gets all its attempts): max_attempts, not
+		// the number of backends, bounds the loop.
+		k.tries.again[k.tier].Reset()
+	}
+	if errors.Is(err, context.Canceled) {
+		return true, nil, fmt.Errorf("%w: %w", errConnectFailed, err)
+	}
+	return false, nil, nil
 }
 
 // dial connects to the backend with the service's connect timeout: raw for

@@ -44,16 +44,27 @@ func newSockaddr(addr string) *rawconnect.Sockaddr {
 // the socket's descriptor: non-blocking and in no epoll instance. addr names
 // the backend in errors.
 func dialIP(ctx context.Context, sa *rawconnect.Sockaddr, timeout time.Duration, addr string) (int, error) {
+	fd, connected, err := dialIPStart(ctx, sa, addr)
+	if err != nil || connected {
+		return fd, err
+	}
+	return dialIPWait(ctx, fd, timeout, addr)
+}
+
+// dialIPStart starts a connect; connected says whether it is over already.
+func dialIPStart(ctx context.Context, sa *rawconnect.Sockaddr, addr string) (fd int, connected bool, err error) {
 	// Start fails on a done ctx even where connect would complete at once,
 	// as Go's dialer does: Shutdown counts on it for a connection it could
 	// not abort yet.
-	fd, connected, err := rawconnect.Start(ctx, sa, rawconnect.Options{NoDelay: true})
+	fd, connected, err = rawconnect.Start(ctx, sa, rawconnect.Options{NoDelay: true})
 	if err != nil {
-		return -1, fmt.Errorf("dialing backend %s: %w", addr, err)
+		return -1, false, fmt.Errorf("dialing backend %s: %w", addr, err)
 	}
-	if connected {
-		return fd, nil
-	}
+	return fd, connected, nil
+}
+
+// dialIPWait waits for the connect dialIPStart left in flight on fd.
+func dialIPWait(ctx context.Context, fd int, timeout time.Duration, addr string) (int, error) {
 	f := os.NewFile(uintptr(fd), addr) // non-blocking: joins the netpoller to wait
 	// A zero timeout is none, as for Go's dialer (configuration requires a
 	// connect timeout).
@@ -67,7 +78,7 @@ func dialIP(ctx context.Context, sa *rawconnect.Sockaddr, timeout time.Duration,
 		}
 		return -1, fmt.Errorf("dialing backend %s: %w", addr, err)
 	}
-	fd, err = detach(f)
+	fd, err := detach(f)
 	if err != nil {
 		return -1, fmt.Errorf("dialing backend %s: %w", addr, err)
 	}

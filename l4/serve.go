@@ -76,7 +76,31 @@ func (s *service) serve(cfd int, client *net.TCPConn, src *net.TCPAddr, cfg *ser
 	}
 
 	cfg.retry.Budget.Deposit()
-	be, bfd, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.tries)
+	s.connectAndSplice(c, cfg, adm, dst, false)
+}
+
+// serveInline is serve on an engine loop, for a client of a plain address
+// that admit screened already: everything up to the splice runs there
+// unless a connect must wait, which a kept goroutine then takes over.
+func (s *service) serveInline(cfd int, src *net.TCPAddr, cfg *serviceConfig, adm admission) {
+	c := &proxyConn{
+		cfd: cfd, src: src,
+		svc: s, start: time.Now(), accessLog: cfg.accessLog, ticket: adm.ticket,
+	}
+	s.track(c)
+	cfg.retry.Budget.Deposit()
+	s.connectAndSplice(c, cfg, adm, nil, true)
+}
+
+// connectAndSplice connects a backend for c and hands the pair to the copy
+// engine, or closes c when no backend connects. Inline (on an engine loop)
+// it stops where a connect must wait and carries on in a kept goroutine.
+func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admission, dst *net.TCPAddr, inline bool) {
+	be, bfd, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.k, inline)
+	if inline && err == errMustWait {
+		s.r.workers.run(func() { s.connectAndSplice(c, cfg, adm, dst, false) })
+		return
+	}
 	if err != nil {
 		reason := "connect_failed"
 		if errors.Is(err, errNoBackend) {
@@ -116,7 +140,7 @@ func (s *service) serve(cfd int, client *net.TCPConn, src *net.TCPAddr, cfg *ser
 		return
 	}
 	be.track(c)
-	cfd = c.cfd
+	cfd := c.cfd
 	if c.client != nil {
 		if cfd, err = detach(c.client); err != nil {
 			c.closed, c.client = true, nil

@@ -6,9 +6,12 @@
 //
 // Why it exists: Go's netpoller wakes a goroutine per ready socket, and a
 // goroutine per busy direction costs a stack, scheduler hand-offs and
-// sysmon's wake-ups that HAProxy and nginx do not pay. Here one event loop
-// per processor waits on an epoll instance of its own and serves every
-// connection it owns on its one goroutine, with raw system calls.
+// sysmon's wake-ups that HAProxy and nginx do not pay. Here each event loop
+// waits on an epoll instance of its own and serves every connection it owns
+// on its one goroutine, with raw system calls. The loops accept too
+// (Listen): a client is accepted, and handed to its Acceptor, on the loop
+// that epoll woke, so a client whose backend connects at once (loopback)
+// is accepted, connected and spliced without waking any goroutine.
 //
 // # How a connection moves
 //
@@ -52,7 +55,11 @@
 //   - Bytes are counted when the destination took them, into the slot and
 //     into the owner's live totals; a PROXY header sent first is not
 //     counted.
-//   - A loop sleeps in epoll_wait, through the scheduler, only with no
-//     commands waiting; a command posted while it sleeps wakes it through an
-//     eventfd. Every other system call is raw: none can block.
+//   - A loop sleeps only with no commands waiting, parked in Go's netpoller
+//     (its epoll descriptor is registered there, with the timer wheel's
+//     next deadline); a command posted while it sleeps wakes it through an
+//     eventfd. Every system call of a loop is raw: none can block.
+//   - Callbacks (Owner.Ended, Acceptor) run on a loop and must not block or
+//     wait for a loop; Listener.Close waits for every loop and must not be
+//     called from one.
 package engine

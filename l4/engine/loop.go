@@ -25,6 +25,8 @@ type cmdOp uint8
 const (
 	opAbort cmdOp = iota
 	opStop
+	opUnlisten
+	opResume
 )
 
 // command is work posted to a loop from another goroutine.
@@ -34,6 +36,7 @@ type command struct {
 	gen   uint32
 	why   Reason
 	reset bool
+	ack   chan struct{} // opUnlisten: closed when done
 }
 
 // loop is one event loop: an epoll instance, its goroutine, and the slots,
@@ -52,8 +55,9 @@ type loop struct {
 
 	// Shared with other goroutines, under mu.
 	mu       sync.Mutex
-	free     []uint32 // freed slots
-	top      uint32   // slots ever handed out
+	free     []uint32     // freed slots
+	lns      []*listenRec // listeners, by index; nil once removed
+	top      uint32       // slots ever handed out
 	cmds     []command
 	sleeping bool // in a blocking epoll_wait; a post must write evfd
 
@@ -72,7 +76,8 @@ type loop struct {
 	pipes    []pipe
 	freePipe []uint32
 	spare    []command
-	waiting  []slotRef // slots with events from before they were published
+	waiting  []slotRef           // slots with events from before they were published
+	peer     unix.RawSockaddrAny // the address of the client accepted last
 	stopping bool
 }
 
@@ -318,6 +323,10 @@ func (l *loop) runCommands() {
 		case opStop:
 			l.stopping = true
 			l.abortAll()
+		case opUnlisten:
+			l.unlisten(int(c.idx), c.ack)
+		case opResume:
+			l.resume(int(c.idx))
 		}
 	}
 	clear(cmds)
@@ -356,6 +365,10 @@ func (l *loop) event(ev *unix.EpollEvent) {
 	if data == wakeIdx {
 		var b [8]byte
 		_, _ = rawRead(int32(l.evfd), b[:])
+		return
+	}
+	if data>>32 == listenTag {
+		l.listenerEvent(int(uint32(data)))
 		return
 	}
 	idx, side, gen := uint32(data)>>1, int(data&1), uint32(data>>32)
@@ -549,7 +562,11 @@ func (l *loop) close(idx uint32, r *record, why Reason, reset bool) {
 	*a = attach{}
 	gen := uint32(r.word.Load() >> 32)
 	r.loopState = loopState{}
-	r.word.Store(wordOf(gen+1, 0))
+	gen++
+	if gen >= listenTag {
+		gen = 0 // the tags of the listeners and the eventfd
+	}
+	r.word.Store(wordOf(gen, 0))
 	l.conns.Add(-1)
 	l.mu.Lock()
 	l.free = append(l.free, idx)

@@ -67,3 +67,11 @@ func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 	return int(n), e
 }
+
+// rawAccept4 takes a client, non-blocking and close-on-exec from birth.
+func rawAccept4(fd int32, sa *unix.RawSockaddrAny) (int, unix.Errno) {
+	size := uint32(unix.SizeofSockaddrAny)
+	n, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&size)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	return int(n), e
+}
