@@ -2,7 +2,7 @@
 # The benchmark in one command, from anywhere in the repository:
 #
 #   bash bench/run.sh               # 3 interleaved runs, results into BENCHMARKS.md and bench/chart.svg
-#   bash bench/run.sh --install     # first install HAProxy and nginx stream (Debian packages)
+#   bash bench/run.sh --install     # first install HAProxy, nginx stream and strace (Debian packages)
 #   bash bench/run.sh -quick        # smoke test: 1 run of 1 s, printed only
 #   bash bench/run.sh -peers direct,balance-l4,haproxy-2t -runs 5
 #
@@ -26,7 +26,7 @@ if ((install)); then
 	sudo=""
 	if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
 	$sudo apt-get update
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y haproxy nginx libnginx-mod-stream
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y haproxy nginx libnginx-mod-stream strace
 fi
 
 defaults=(-runs 3 -out BENCHMARKS.md)

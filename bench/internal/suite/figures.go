@@ -33,6 +33,9 @@ func figures(o Options) []figure {
 			return pingPong(ctx, o, p, n)
 		}})
 	}
+	if o.wants("syscalls") {
+		fs = append(fs, figure{"syscalls", syscalls})
+	}
 	for _, k := range o.IdleCounts {
 		if !o.wants("idle") {
 			break

@@ -70,6 +70,12 @@ func Rows(o Options) []Row {
 			Row{Key: p + "p999_us", Label: name + ", p99.9 µs", Kind: Latency},
 		)
 	}
+	if o.wants("syscalls") {
+		rows = append(rows,
+			Row{Key: "syscalls.per_conn", Label: fmt.Sprintf("system calls per connection (strace -f -c, %d workers)", o.ConnRateWorkers), Kind: Cost, Digits: 1},
+			Row{Key: "syscalls.conns", Label: "system calls: connections counted", Kind: Count},
+		)
+	}
 	for _, k := range o.IdleCounts {
 		if !o.wants("idle") {
 			break

@@ -36,7 +36,7 @@ type Options struct {
 }
 
 // Loads are the kinds of load, in the order they run.
-var Loads = []string{"throughput", "connrate", "pingpong", "idle"}
+var Loads = []string{"throughput", "connrate", "pingpong", "idle", "syscalls"}
 
 // wants says whether the options select the kind of load.
 func (o Options) wants(kind string) bool {

@@ -198,3 +198,19 @@ func TestCostsLeadEveryLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestStraceTotal(t *testing.T) {
+	report := `% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ------------------
+ 42.51    1.509844        4015       376        15 futex
+  3.17    0.112721          20      5404           write
+------ ----------- ----------- --------- --------- ------------------
+100.00    3.558338          49     71545      5310 total
+`
+	if n, err := straceTotal(report); err != nil || n != 71545 {
+		t.Fatalf("straceTotal = %d, %v; want 71545", n, err)
+	}
+	if _, err := straceTotal("strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted\n"); err == nil {
+		t.Fatal("a report without a total line was read")
+	}
+}
