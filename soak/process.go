@@ -2,6 +2,7 @@ package soak
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -192,4 +193,22 @@ func (l *lockedBuffer) String() string {
 		return string(l.head) + l.tail.String()
 	}
 	return fmt.Sprintf("%s\n[... %d bytes of output dropped ...]\n%s", l.head, l.dropped, l.tail.String())
+}
+
+// RSS reads the process's resident set size (VmRSS), in bytes.
+func (p *Process) RSS() (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading the memory of balance-l4: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("reading VmRSS %q: %w", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc/PID/status")
 }

@@ -193,6 +193,9 @@ func Run(o Options) (*Summary, error) {
 		if p.FDsIdle, p.GoroutinesIdle, err = r.measure(in, nil); err != nil {
 			return nil, fmt.Errorf("soak: measuring the idle process %s: %w", in.name(), err)
 		}
+		if p.RSSIdle, err = in.proc.RSS(); err != nil {
+			return nil, fmt.Errorf("soak: measuring the idle process %s: %w", in.name(), err)
+		}
 		r.logf("%s idle: fds %v, goroutines %d", in.name(), p.FDsIdle, p.GoroutinesIdle)
 	}
 
@@ -255,6 +258,9 @@ func Run(o Options) (*Summary, error) {
 			return f.NonPipe() <= p.FDsIdle.NonPipe() && g <= p.GoroutinesIdle
 		})
 		if err != nil {
+			r.tally.addProblem("measuring %s after settling: %v", in.name(), err)
+		}
+		if p.RSSAfter, err = in.proc.RSS(); err != nil {
 			r.tally.addProblem("measuring %s after settling: %v", in.name(), err)
 		}
 		r.logf("%s after settling: fds %v, goroutines %d", in.name(), p.FDsAfter, p.GoroutinesAfter)

@@ -53,6 +53,8 @@ type ProcFigures struct {
 	GoroutinesIdle  int
 	GoroutinesPeak  int
 	GoroutinesAfter int
+	RSSIdle         int64  // resident memory, bytes, before the chaos
+	RSSAfter        int64  // and after settling: shown, not judged (the Go heap grows and shrinks in its own time)
 	ServiceCounters string // the service's own counters from the admin API, at the end
 	Alive           bool   // still running at the end, and exited 0 on SIGTERM
 }
@@ -128,6 +130,7 @@ func (s *Summary) String() string {
 		fmt.Fprintf(&b, "%sfds idle                 %v\n", prefix, p.FDsIdle)
 		fmt.Fprintf(&b, "%sfds after settling       %v (splice pipes are pooled by the Go runtime and not judged)\n", prefix, p.FDsAfter)
 		fmt.Fprintf(&b, "%sgoroutines               idle %d, peak %d, after settling %d\n", prefix, p.GoroutinesIdle, p.GoroutinesPeak, p.GoroutinesAfter)
+		fmt.Fprintf(&b, "%sresident memory          idle %.1f MiB, after settling %.1f MiB\n", prefix, float64(p.RSSIdle)/(1<<20), float64(p.RSSAfter)/(1<<20))
 		fmt.Fprintf(&b, "%sbalance-l4's counters    %s\n", prefix, p.ServiceCounters)
 		fmt.Fprintf(&b, "%salive %v\n", prefix, p.Alive)
 	}
