@@ -55,10 +55,10 @@
 //   - Bytes are counted when the destination took them, into the slot and
 //     into the owner's live totals; a PROXY header sent first is not
 //     counted.
-//   - A loop sleeps only with no commands waiting, parked in Go's netpoller
-//     (its epoll descriptor is registered there, with the timer wheel's
-//     next deadline); a command posted while it sleeps wakes it through an
-//     eventfd. Every system call of a loop is raw: none can block.
+//   - A loop sleeps only with no commands waiting, in epoll_wait with the
+//     timer wheel's next deadline, the one call that goes through the
+//     scheduler; a command posted while it sleeps wakes it through an
+//     eventfd. Every other system call of a loop is raw: none can block.
 //   - Callbacks (Owner.Ended, Acceptor) run on a loop and must not block or
 //     wait for a loop; Listener.Close waits for every loop and must not be
 //     called from one.

@@ -2,12 +2,9 @@ package engine
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -42,15 +39,9 @@ type command struct {
 // loop is one event loop: an epoll instance, its goroutine, and the slots,
 // buffers, pipes and timers of the connections it owns.
 type loop struct {
-	epfd     int
-	evfd     int
-	file     *os.File        // epfd, as Go's netpoller knows it
-	raw      syscall.RawConn // file's, to wait on
-	deadline bool            // file has a read deadline set
-	events   []unix.EpollEvent
-	pollFn   func(uintptr) bool // l.poll, bound once
-	pollN    int
-	pollErr  unix.Errno
+	epfd   int
+	evfd   int
+	events []unix.EpollEvent
 	slots
 
 	// Shared with other goroutines, under mu.
@@ -102,24 +93,8 @@ func newLoop(tick time.Duration) (*loop, error) {
 		_ = unix.Close(evfd)
 		return nil, syscallErr("epoll_ctl", e)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		_ = unix.Close(epfd)
-		_ = unix.Close(evfd)
-		return nil, syscallErr("fcntl", err.(unix.Errno))
-	}
-	file := os.NewFile(uintptr(epfd), "engine-epoll") // non-blocking: in Go's netpoller
-	raw, err := file.SyscallConn()
-	if err == nil {
-		err = file.SetReadDeadline(time.Time{}) // fails unless the netpoller has it
-	}
-	if err != nil {
-		_ = file.Close()
-		_ = unix.Close(evfd)
-		return nil, fmt.Errorf("engine: waiting on the epoll descriptor: %w", err)
-	}
-	l := &loop{epfd: epfd, evfd: evfd, file: file, raw: raw, done: make(chan struct{})}
+	l := &loop{epfd: epfd, evfd: evfd, done: make(chan struct{})}
 	l.events = make([]unix.EpollEvent, maxEvents)
-	l.pollFn = l.poll
 	l.now = monotonic()
 	l.wheel = newWheel(int64(tick), l.now)
 	l.shared = l.takeBuf(bufSize)
@@ -244,27 +219,22 @@ func (l *loop) run() {
 }
 
 // sleep waits for events, for as long as the next timer allows, unless
-// commands are waiting. It looks first without waiting; then it waits in
-// Go's netpoller, where the loop's epoll descriptor is registered: a loop
-// with nothing to do is a parked goroutine, not a thread blocked in a
-// system call that sysmon must take the processor from.
+// commands are waiting: in epoll_wait itself, the one call of a loop that
+// goes through the scheduler (it may block).
 func (l *loop) sleep(events []unix.EpollEvent) (int, error) {
-	if n, e := rawEpollPoll(l.epfd, events); e != 0 || n > 0 {
+	l.mu.Lock()
+	if len(l.cmds) > 0 || len(l.waiting) > 0 {
+		l.mu.Unlock()
+		if len(l.waiting) > 0 {
+			// A Start is between its registrations and its publication: a
+			// few instructions, unless its goroutine was preempted.
+			runtime.Gosched()
+		}
+		n, e := rawEpollPoll(l.epfd, events)
 		if e != 0 {
 			return 0, e
 		}
 		return n, nil
-	}
-	if len(l.waiting) > 0 {
-		// A Start is between its registrations and its publication: a few
-		// instructions, unless its goroutine was preempted. Let it run.
-		runtime.Gosched()
-		return 0, nil
-	}
-	l.mu.Lock()
-	if len(l.cmds) > 0 {
-		l.mu.Unlock()
-		return 0, nil
 	}
 	l.sleeping = true
 	l.mu.Unlock()
@@ -272,33 +242,14 @@ func (l *loop) sleep(events []unix.EpollEvent) (int, error) {
 	if l.stopping {
 		timeout = 10 // connections still end: look again soon
 	}
-	switch {
-	case timeout >= 0:
-		_ = l.file.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
-		l.deadline = true
-	case l.deadline:
-		_ = l.file.SetReadDeadline(time.Time{})
-		l.deadline = false
-	}
-	l.pollN, l.pollErr = 0, 0
-	err := l.raw.Read(l.pollFn)
+	n, err := unix.EpollWait(l.epfd, events, timeout)
 	l.mu.Lock()
 	l.sleeping = false
 	l.mu.Unlock()
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil {
 		return 0, err
 	}
-	if l.pollErr != 0 {
-		return 0, l.pollErr
-	}
-	return l.pollN, nil
-}
-
-// poll is the netpoller's callback while the loop sleeps (bound once as
-// pollFn: a closure per sleep would allocate).
-func (l *loop) poll(uintptr) bool {
-	l.pollN, l.pollErr = rawEpollPoll(l.epfd, l.events)
-	return l.pollN > 0 || (l.pollErr != 0 && l.pollErr != unix.EINTR)
+	return n, nil
 }
 
 func (l *loop) runCommands() {
@@ -356,7 +307,7 @@ func (l *loop) closeAll() {
 		}
 	}
 	_ = unix.Close(l.evfd)
-	_ = l.file.Close() // and with it the epoll descriptor
+	_ = unix.Close(l.epfd)
 }
 
 // event serves one epoll event.
