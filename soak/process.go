@@ -115,7 +115,7 @@ func (p *Process) Kill() {
 // FDs counts the process's open file descriptors by kind, from /proc/PID/fd.
 type FDs struct {
 	Sockets int
-	Pipes   int // splice(2) pipes, pooled by the Go runtime between copies
+	Pipes   int // splice(2) pipes, pooled by the copy engine between copies
 	Other   int // stdio, epoll, eventfd, files
 }
 

@@ -128,7 +128,7 @@ func (s *Summary) String() string {
 			prefix = "    "
 		}
 		fmt.Fprintf(&b, "%sfds idle                 %v\n", prefix, p.FDsIdle)
-		fmt.Fprintf(&b, "%sfds after settling       %v (splice pipes are pooled by the Go runtime and not judged)\n", prefix, p.FDsAfter)
+		fmt.Fprintf(&b, "%sfds after settling       %v (splice pipes are pooled by the copy engine and not judged)\n", prefix, p.FDsAfter)
 		fmt.Fprintf(&b, "%sgoroutines               idle %d, peak %d, after settling %d\n", prefix, p.GoroutinesIdle, p.GoroutinesPeak, p.GoroutinesAfter)
 		fmt.Fprintf(&b, "%sresident memory          idle %.1f MiB, after settling %.1f MiB\n", prefix, float64(p.RSSIdle)/(1<<20), float64(p.RSSAfter)/(1<<20))
 		fmt.Fprintf(&b, "%sbalance-l4's counters    %s\n", prefix, p.ServiceCounters)
