@@ -70,24 +70,20 @@ func (a *acceptor) listen() (*engine.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd := -1
-	var ctlErr error
+	// Accepted sockets inherit TCP_NODELAY, which Go would set on each one
+	// it accepted: the data path forwards small messages as they come.
+	var optErr error
 	if err := raw.Control(func(s uintptr) {
-		// Accepted sockets inherit TCP_NODELAY, which Go would set on each
-		// one it accepted: the data path forwards small messages as they
-		// come.
-		if ctlErr = unix.SetsockoptInt(int(s), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); ctlErr != nil {
-			ctlErr = os.NewSyscallError("setsockopt", ctlErr)
-			return
-		}
-		if fd, ctlErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); ctlErr != nil {
-			ctlErr = os.NewSyscallError("dup", ctlErr)
-		}
+		optErr = unix.SetsockoptInt(int(s), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}); err != nil {
 		return nil, err
 	}
-	if ctlErr != nil {
-		return nil, ctlErr
+	if optErr != nil {
+		return nil, os.NewSyscallError("setsockopt", optErr)
+	}
+	fd, err := dupSocket(a.ln)
+	if err != nil {
+		return nil, err
 	}
 	return a.f.r.eng.Listen(fd, a)
 }

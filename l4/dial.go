@@ -89,12 +89,19 @@ func dialIPWait(ctx context.Context, fd int, timeout time.Duration, addr string)
 // returns a duplicate of its descriptor (non-blocking, like the original)
 // and closes the original, which removes it from the netpoller.
 func detach(c interface {
-	SyscallConn() (syscall.RawConn, error)
+	syscall.Conn
 	Close() error
 }) (int, error) {
+	fd, err := dupSocket(c)
+	_ = c.Close()
+	return fd, err
+}
+
+// dupSocket returns a close-on-exec duplicate of c's descriptor, which
+// shares its open file (and so its non-blocking mode).
+func dupSocket(c syscall.Conn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		_ = c.Close()
 		return -1, err
 	}
 	fd := -1
@@ -102,9 +109,8 @@ func detach(c interface {
 	if err := raw.Control(func(s uintptr) {
 		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
-		dupErr = err
+		return -1, err
 	}
-	_ = c.Close()
 	if dupErr != nil {
 		return -1, os.NewSyscallError("dup", dupErr)
 	}

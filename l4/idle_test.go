@@ -83,59 +83,6 @@ func TestIdleConnectionsHoldNothing(t *testing.T) {
 	}
 }
 
-// TestIdleResetPropagates: a reset on either side of an idle connection
-// resets the other side.
-func TestIdleResetPropagates(t *testing.T) {
-	t.Run("client", func(t *testing.T) {
-		readErr := make(chan error, 1)
-		srv := startBackend(t, func(c *net.TCPConn) {
-			_, _ = c.Write([]byte("x"))
-			_ = c.SetReadDeadline(time.Now().Add(testTimeout))
-			_, err := io.Copy(io.Discard, c)
-			readErr <- err
-		})
-		rt, logs := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
-		c := dialService(t, rt, "s")
-		var one [1]byte
-		if _, err := io.ReadFull(c, one[:]); err != nil {
-			t.Fatalf("reading: %v", err)
-		}
-		_ = c.SetLinger(0)
-		_ = c.Close()
-		select {
-		case err := <-readErr:
-			if !isReset(err) {
-				t.Fatalf("backend read error = %v, want a connection reset", err)
-			}
-		case <-time.After(testTimeout):
-			t.Fatal("backend never saw the reset")
-		}
-		waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"end":"client_reset"`) })
-	})
-	t.Run("backend", func(t *testing.T) {
-		resetNow := make(chan struct{})
-		srv := startBackend(t, func(c *net.TCPConn) {
-			_, _ = c.Write([]byte("x"))
-			select {
-			case <-resetNow:
-			case <-time.After(testTimeout):
-			}
-			_ = c.SetLinger(0)
-		})
-		rt, logs := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
-		c := dialService(t, rt, "s")
-		var one [1]byte
-		if _, err := io.ReadFull(c, one[:]); err != nil {
-			t.Fatalf("reading: %v", err)
-		}
-		close(resetNow)
-		if _, err := io.Copy(io.Discard, c); !isReset(err) {
-			t.Fatalf("client read error = %v, want a connection reset", err)
-		}
-		waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"end":"backend_reset"`) })
-	})
-}
-
 // TestIdleConnectionsAbort: closing idle connections from outside (an
 // operator's disconnect, the idle timeout, a forced shutdown) ends each one
 // exactly once.

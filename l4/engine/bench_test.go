@@ -14,9 +14,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	t := &testing.T{}
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
+	cfd, client := socketPair(b)
+	bfd, backend := socketPair(b)
 	done := make(ended, 1)
 	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Idle: time.Hour, Owner: done}); err != nil {
 		b.Fatal(err)

@@ -58,7 +58,9 @@
 //   - A loop sleeps only with no commands waiting, in epoll_wait with the
 //     timer wheel's next deadline, the one call that goes through the
 //     scheduler; a command posted while it sleeps wakes it through an
-//     eventfd. Every other system call of a loop is raw: none can block.
+//     eventfd. Every call on a connection's sockets and pipes is raw (none
+//     can block); the rare others (TCP_INFO when an idle entry expires,
+//     opening a pipe) go through x/sys as usual.
 //   - Callbacks (Owner.Ended, Acceptor) run on a loop and must not block or
 //     wait for a loop; Listener.Close waits for every loop and must not be
 //     called from one.

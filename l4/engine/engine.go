@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -94,9 +93,6 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
-// ErrClosed: Start after Close.
-var ErrClosed = errors.New("engine: closed")
-
 // Start hands p to a loop. On an error nothing was registered, the two
 // sockets are closed (reset) and p.Owner hears nothing.
 func (e *Engine) Start(p Pair) (Conn, error) {
@@ -112,7 +108,8 @@ func (e *Engine) Start(p Pair) (Conn, error) {
 }
 
 // Close stops the loops. Connections still live are reset, and their owners
-// hear of it with ShutdownReason. It waits for the loops to return.
+// hear of it with ShutdownReason. It waits for the loops to return. Every
+// Listener must be closed before, and nothing may Start after.
 func (e *Engine) Close() {
 	for _, l := range e.loops {
 		l.post(command{op: opStop})

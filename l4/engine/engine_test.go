@@ -3,7 +3,6 @@ package engine
 import (
 	"io"
 	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,9 +15,9 @@ type ended chan Result
 
 func (e ended) Ended(r Result) { e <- r }
 
-// pair returns two connected sockets: a's far end as a raw descriptor
-// (what the engine takes) and the near end as a *net.TCPConn.
-func socketPair(t *testing.T) (fd int, peer *net.TCPConn) {
+// socketPair returns two connected sockets: one end as a raw non-blocking
+// descriptor (what the engine takes), the other as a *net.TCPConn.
+func socketPair(t testing.TB) (fd int, peer *net.TCPConn) {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -69,21 +68,8 @@ func TestEchoBothWays(t *testing.T) {
 	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, In: &in, Out: &out, Owner: done}); err != nil {
 		t.Fatal(err)
 	}
-	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
-	_ = backend.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := client.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(backend, buf); err != nil || string(buf) != "hello" {
-		t.Fatalf("backend read %q, %v", buf, err)
-	}
-	if _, err := backend.Write([]byte("world")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "world" {
-		t.Fatalf("client read %q, %v", buf, err)
-	}
+	pass(t, client, backend, "hello")
+	pass(t, backend, client, "world")
 	_ = client.CloseWrite()
 	if _, err := io.ReadAll(backend); err != nil {
 		t.Fatal(err)
@@ -100,7 +86,20 @@ func TestEchoBothWays(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no end")
 	}
-	_ = os.Stderr
+}
+
+// pass writes msg on from and checks that to reads exactly it.
+func pass(t *testing.T, from, to *net.TCPConn, msg string) {
+	t.Helper()
+	_ = from.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = to.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := from.Write([]byte(msg)); err != nil {
+		t.Fatalf("writing %q: %v", msg, err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(to, buf); err != nil || string(buf) != msg {
+		t.Fatalf("read %q, %v; want %q", buf, err, msg)
+	}
 }
 
 func TestBulkHalfClose(t *testing.T) {
