@@ -185,20 +185,14 @@ func connect(fd int, sa *Sockaddr) error {
 	return e
 }
 
-// State reads the socket's TCP state: the first byte of TCP_INFO, which the
-// kernel copies as far as the buffer goes.
-func State(fd int) (int, error) {
-	state, err := unix.GetsockoptByte(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	return int(state), err
-}
-
 // Look looks at a connecting socket: done is false while the handshake is
 // in flight; else err is nil (connected) or says why the connect failed, as
 // Judge does. It reads SO_ERROR only once the state is neither ESTABLISHED
 // nor in flight: the read clears the error, and in SYN_SENT it would take a
 // soft error (an ICMP report) while the kernel still retries.
 func Look(fd int) (done bool, err error) {
-	// Not State: one frame less on a health check's small new stack.
+	// The socket's TCP state: the first byte of TCP_INFO, which the
+	// kernel copies as far as the buffer goes.
 	b, err := unix.GetsockoptByte(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
 		return true, os.NewSyscallError("getsockopt", err)
