@@ -195,27 +195,35 @@ func TestWaitStopsWithContext(t *testing.T) {
 	}
 }
 
-// TestStartAllocatesNothing: a connect that completes inside connect(2), as
-// on loopback, allocates nothing, whichever the options.
+// TestStartAllocatesNothing: a connect allocates nothing, whichever the
+// options. On loopback the handshake completes inside connect(2) unless the
+// listener's accept queue is full (somaxconn may be 128 and the acceptor
+// slow under -race); then it stays in flight, which allocates nothing
+// either. Each option gets its own listener, so the first connects find an
+// empty queue and the completed path is always among those measured.
 func TestStartAllocatesNothing(t *testing.T) {
-	addr := testservers.AcceptAndClose(t)
 	ctx := context.Background()
 	for _, o := range []Options{{}, {NoDelay: true}, {ResetOnClose: true}} {
+		addr := testservers.AcceptAndClose(t)
 		var failed error
+		connected := 0
 		allocs := testing.AllocsPerRun(100, func() {
 			sa := SockaddrFrom(netip.MustParseAddrPort(addr)) // on the stack
-			fd, connected, err := Start(ctx, &sa, o)
-			switch {
-			case err != nil:
+			fd, done, err := Start(ctx, &sa, o)
+			if err != nil {
 				failed = err
 				return
-			case !connected:
-				failed = errors.New("the loopback handshake was still in flight")
+			}
+			if done {
+				connected++
 			}
 			_ = unix.Close(fd)
 		})
 		if failed != nil {
 			t.Fatalf("%+v: %v", o, failed)
+		}
+		if connected == 0 {
+			t.Fatalf("%+v: no loopback handshake completed inside connect(2)", o)
 		}
 		if allocs != 0 {
 			t.Fatalf("%+v: a connect allocates %.1f times, want 0", o, allocs)
