@@ -3,6 +3,7 @@ package testservers
 import (
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -13,6 +14,47 @@ import (
 // timeouts: a listener with a backlog of 0 whose accept queue it fills, so
 // the kernel drops further SYNs. Everything is closed when t ends.
 func BlackHole(t testing.TB) string {
+	t.Helper()
+	addr, _, _ := fullListener(t)
+	return addr
+}
+
+// AnswersLate returns a loopback address whose connects hang, as a
+// BlackHole's, until answer is called: it empties the accept queue and
+// returns the listener. A connect in flight then completes when its SYN is
+// sent again, about a second after the first: a handshake that takes a
+// round trip and more, as with a backend on another host.
+func AnswersLate(t testing.TB) (addr string, answer func() net.Listener) {
+	t.Helper()
+	addr, fd, fillers := fullListener(t)
+	return addr, func() net.Listener {
+		t.Helper()
+		for range fillers {
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC) // queued: no wait
+			if err != nil {
+				t.Fatalf("emptying the accept queue: %v", err)
+			}
+			_ = unix.Close(nfd)
+		}
+		// The listener gets a duplicate; fd stays t's to close.
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(dup), "late listener")
+		ln, err := net.FileListener(f)
+		_ = f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		return ln
+	}
+}
+
+// fullListener is a listening socket with a backlog of 0 whose accept queue
+// holds fillers connections of its own, which close when t ends.
+func fullListener(t testing.TB) (addr string, fd, fillers int) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -29,14 +71,14 @@ func BlackHole(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	addr = fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
 	for i := 0; ; i++ {
 		if i == 16 {
 			t.Fatal("could not fill the backlog")
 		}
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err != nil {
-			return addr // the queue is full: this connect hung
+			return addr, fd, i // the queue is full: this connect hung
 		}
 		t.Cleanup(func() { _ = c.Close() })
 	}
