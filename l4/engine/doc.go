@@ -2,7 +2,9 @@
 // TCP connections between two sockets, and nothing else. It knows nothing of
 // services, backends or configuration; the runtime (package l4) accepts a
 // client, connects a backend and hands the engine the connected pair with an
-// Owner to tell of the end.
+// Owner to tell of the end. A backend's handshake that takes a round trip
+// is waited for by a loop too (Connect), so the runtime keeps no goroutine
+// or timer for it.
 //
 // Why it exists: Go's netpoller wakes a goroutine per ready socket, and a
 // goroutine per busy direction costs a stack, scheduler hand-offs and
@@ -16,7 +18,9 @@
 // # How a connection moves
 //
 // Both sockets are registered once, edge-triggered, for input, output and
-// the peer's FIN (EPOLLRDHUP), and stay registered until they are closed.
+// the peer's FIN (EPOLLRDHUP), and stay registered until they are closed. A
+// backend socket a loop waited on for its handshake is registered already:
+// Start, given the wait's handle, modifies its registration instead.
 // A flow (client to backend, backend to client) reads its source into the
 // loop's one shared buffer and writes that to its destination at once: two
 // system calls per message. A read shorter than the buffer says the socket
@@ -35,6 +39,8 @@
 // connection, checked lazily: the entry fires at the deadline it was set
 // for and re-arms if bytes moved since. A connection whose bytes wait in the
 // kernel for a slow reader is not idle while the kernel's counters move.
+// Connect timeouts are a deadline per wait, which the loop's sleep honours;
+// a loop scans its few waits only when the earliest is due.
 //
 // # Invariants
 //
@@ -47,11 +53,17 @@
 //     filled the slot in) and claimed (its end is decided). Exactly one
 //     compare-and-swap claims the end: the loop's (a FIN pair, an error, the
 //     idle timeout) or an Abort's, whose command then closes it on the loop.
+//   - A connect wait belongs to its loop from the Connect command on; it
+//     ends once, on the loop, when the handshake is over, fails, times out
+//     or is canceled, and then ConnectWaiter hears of it. On success the
+//     socket is the caller's again, registered with that loop, and Start
+//     with the wait's handle (Pair.Via) puts the pair on that loop.
 //     The owner hears Ended once, on the loop's goroutine, after both
 //     sockets are closed and the slot is free.
 //   - Only the loop touches a slot's loop state, its buffers, pipes and
 //     timers. Other goroutines touch a loop only through Start (a free slot,
-//     taken under the loop's mutex), Abort (a command) and Stats (atomics).
+//     taken under the loop's mutex), Abort, Connect and Cancel (commands)
+//     and Stats (atomics).
 //   - Bytes are counted when the destination took them, into the slot and
 //     into the owner's live totals; a PROXY header sent first is not
 //     counted.
@@ -61,7 +73,7 @@
 //     eventfd. Every call on a connection's sockets and pipes is raw (none
 //     can block); the rare others (TCP_INFO when an idle entry expires,
 //     opening a pipe) go through x/sys as usual.
-//   - Callbacks (Owner.Ended, Acceptor) run on a loop and must not block or
+//   - Callbacks (Owner.Ended, ConnectWaiter, Acceptor) run on a loop and must not block or
 //     wait for a loop; Listener.Close waits for every loop and must not be
 //     called from one.
 package engine

@@ -41,12 +41,13 @@ type Owner interface {
 // Pair is a connection to splice: two connected sockets that the engine owns
 // from Start on (it closes them), and what goes with them.
 type Pair struct {
-	Client, Backend int           // non-blocking, close-on-exec, in no other epoll instance
+	Client, Backend int           // non-blocking, close-on-exec, in no epoll instance (but Backend in Via's loop's)
 	Header          []byte        // sent to the backend first, not counted (a PROXY header)
 	First           []byte        // sent next and counted as client bytes (a ClientHello read to route)
 	Idle            time.Duration // 0: no idle timeout
 	In, Out         *atomic.Int64 // live totals to add to; may be nil
 	Owner           Owner
+	Via             Connecting // the wait that saw Backend connect, if one did: its loop takes the pair
 }
 
 // Options tune an Engine; zero values choose defaults.
@@ -96,7 +97,10 @@ func New(o Options) (*Engine, error) {
 // Start hands p to a loop. On an error nothing was registered, the two
 // sockets are closed (reset) and p.Owner hears nothing.
 func (e *Engine) Start(p Pair) (Conn, error) {
-	l := e.loops[e.next.Add(1)%uint32(len(e.loops))]
+	l := p.Via.l
+	if l == nil {
+		l = e.loops[e.next.Add(1)%uint32(len(e.loops))]
+	}
 	c, err := l.start(&p)
 	if err != nil {
 		rawLingerZero(int32(p.Client))
@@ -128,6 +132,7 @@ type Stats struct {
 	HeldBuffers int64 // buffers holding bytes a slow writer has not taken
 	OpenPipes   int64 // splice pipes open, pooled or holding bytes
 	HeldPipes   int64 // pipes holding bytes
+	Connecting  int64 // connects waited for (Connect)
 }
 
 // Stats sums the loops' figures.
@@ -138,6 +143,7 @@ func (e *Engine) Stats() Stats {
 		s.HeldBuffers += l.heldBufs.Load()
 		s.OpenPipes += l.openPipes.Load()
 		s.HeldPipes += l.heldPipes.Load()
+		s.Connecting += l.nWaits.Load()
 	}
 	return s
 }

@@ -24,6 +24,8 @@ const (
 	opStop
 	opUnlisten
 	opResume
+	opConnect
+	opCancelConnect
 )
 
 // command is work posted to a loop from another goroutine.
@@ -34,6 +36,9 @@ type command struct {
 	why   Reason
 	reset bool
 	ack   chan struct{} // opUnlisten: closed when done
+	fd    int32         // opConnect: the connecting socket
+	dur   int64         // opConnect: its timeout, ns
+	w     ConnectWaiter // opConnect, opCancelConnect
 }
 
 // loop is one event loop: an epoll instance, its goroutine, and the slots,
@@ -56,6 +61,7 @@ type loop struct {
 	heldBufs  atomic.Int64
 	openPipes atomic.Int64
 	heldPipes atomic.Int64
+	nWaits    atomic.Int64
 	done      chan struct{}
 
 	// The loop goroutine's alone.
@@ -70,6 +76,10 @@ type loop struct {
 	waiting  []slotRef           // slots with events from before they were published
 	peer     unix.RawSockaddrAny // the address of the client accepted last
 	stopping bool
+
+	waits     []connectWait // connects in flight (connect.go)
+	freeWaits []uint32
+	waitDue   int64 // the earliest wait's deadline; 0: none
 }
 
 var epoch = time.Now()
@@ -146,7 +156,11 @@ func (l *loop) start(p *Pair) (Conn, error) {
 	const mask = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 	ev := unix.EpollEvent{Events: mask}
 	setData(&ev, uint64(gen)<<32|uint64(idx)<<1|1)
-	if e := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int32(p.Backend), &ev); e != 0 {
+	op := unix.EPOLL_CTL_ADD
+	if p.Via.l == l {
+		op = unix.EPOLL_CTL_MOD // registered by the connect's wait
+	}
+	if e := rawEpollCtl(l.epfd, op, int32(p.Backend), &ev); e != 0 {
 		// Nothing is registered: give the slot back as it was.
 		*a = attach{}
 		l.conns.Add(-1)
@@ -211,6 +225,9 @@ func (l *loop) run() {
 		}
 		l.runCommands()
 		l.wheel.advance(&l.slots, l.now, l.fire)
+		if l.waitDue != 0 && l.now >= l.waitDue {
+			l.expireWaits()
+		}
 		if l.stopping && l.conns.Load() == 0 {
 			l.closeAll()
 			return
@@ -238,7 +255,8 @@ func (l *loop) sleep(events []unix.EpollEvent) (int, error) {
 	}
 	l.sleeping = true
 	l.mu.Unlock()
-	timeout := l.wheel.wait(monotonic())
+	now := monotonic()
+	timeout := l.sleepLimit(l.wheel.wait(now), now)
 	if l.stopping {
 		timeout = 10 // connections still end: look again soon
 	}
@@ -274,10 +292,15 @@ func (l *loop) runCommands() {
 		case opStop:
 			l.stopping = true
 			l.abortAll()
+			l.cancelWaits()
 		case opUnlisten:
 			l.unlisten(int(c.idx), c.ack)
 		case opResume:
 			l.resume(int(c.idx))
+		case opConnect:
+			l.waitConnect(c.fd, c.dur, c.w)
+		case opCancelConnect:
+			l.cancelWait(c.w)
 		}
 	}
 	clear(cmds)
@@ -318,8 +341,12 @@ func (l *loop) event(ev *unix.EpollEvent) {
 		_, _ = rawRead(int32(l.evfd), b[:])
 		return
 	}
-	if data>>32 == listenTag {
+	switch data >> 32 {
+	case listenTag:
 		l.listenerEvent(int(uint32(data)))
+		return
+	case waitTag:
+		l.connectEvent(uint32(data))
 		return
 	}
 	idx, side, gen := uint32(data)>>1, int(data&1), uint32(data>>32)
@@ -514,8 +541,8 @@ func (l *loop) close(idx uint32, r *record, why Reason, reset bool) {
 	gen := uint32(r.word.Load() >> 32)
 	r.loopState = loopState{}
 	gen++
-	if gen >= listenTag {
-		gen = 0 // the tags of the listeners and the eventfd
+	if gen >= waitTag {
+		gen = 0 // the tags of the connect waits, the listeners and the eventfd
 	}
 	r.word.Store(wordOf(gen, 0))
 	l.conns.Add(-1)
