@@ -73,6 +73,7 @@ type proxyConn struct {
 	mu      sync.Mutex // guards the fields below
 	closed  bool       // aborted before it was spliced
 	why     ending     // that abort's reason
+	waiting bool       // the engine waits for the backend's handshake (k.via names the wait)
 	spliced bool       // the engine has it: aborts go to conn
 	conn    engine.Conn
 
@@ -95,6 +96,9 @@ func (c *proxyConn) abort(why ending, reset bool) bool {
 	}
 	c.closed, c.why = true, why
 	c.closeClientLocked(reset)
+	if c.waiting {
+		c.k.via.Cancel()
+	}
 	return true
 }
 
@@ -123,6 +127,20 @@ func (c *proxyConn) closeUnserved() ending {
 		c.closeClientLocked(false)
 	}
 	return c.why
+}
+
+// Connected is the engine's word that the backend's handshake it waited
+// for ended; connecting carries on, on the loop that waited.
+func (c *proxyConn) Connected(w engine.Connecting, err error) {
+	c.mu.Lock()
+	c.waiting = false
+	c.mu.Unlock()
+	c.k.answered, c.k.waitErr = true, err
+	if err != nil {
+		w = engine.Connecting{}
+	}
+	c.k.via = w
+	c.svc.connectAndSplice(c, c.k.cfg, admission{}, nil, true)
 }
 
 // Ended is the engine's word that a spliced connection ended: it records the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/balancel4/balance-l4/balance"
+	"github.com/balancel4/balance-l4/l4/engine"
 	"github.com/balancel4/balance-l4/resilience"
 )
 
@@ -23,7 +24,9 @@ import (
 // With inline set, connect runs on an engine loop and must not wait: it
 // returns errMustWait as soon as an attempt would (a connect that needs the
 // handshake, a backoff, a backend named by host name), with what it did in
-// k; connect again on a goroutine, with the same k, carries on from there.
+// k. For a handshake in flight (k.b set) the engine waits and connect runs
+// again on the loop once k.answered; else connect again on a goroutine,
+// with the same k, carries on from there.
 // The tries live in the proxyConn: passed to the pickers they escape, and one
 // allocation per connection is enough.
 func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k *connecting, inline bool) (*backend, int, int, error) {
@@ -92,7 +95,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k
 			var connected bool
 			fd, connected, err = dialIPStart(ctx, b.sockaddr, b.address)
 			if err == nil && !connected {
-				k.b, k.fd = b, fd // the goroutine waits for it
+				k.b, k.fd = b, fd // the engine waits for it
 				return nil, -1, k.attempts, errMustWait
 			}
 		} else {
@@ -118,7 +121,7 @@ type connecting struct {
 	lastErr  error
 
 	// The attempt in flight: set from the dial until afterDial.
-	b      *backend // set only while an inline start left the dial to a goroutine
+	b      *backend // set only while an inline start left the handshake in flight
 	fd     int
 	br     *resilience.Breaker
 	att    resilience.Attempt
@@ -126,11 +129,26 @@ type connecting struct {
 	index  int
 	reused bool
 	tier   int
+
+	// The engine's wait for b's handshake (connectAndSplice).
+	cfg      *serviceConfig    // the configuration the client is served with
+	answered bool              // the wait ended: with waitErr
+	waitErr  error             // nil: connected
+	via      engine.Connecting // the wait, then the one that connected fd, for Start
 }
 
-// finishDial waits for the dial an inline start left in flight.
+// finishDial returns how the handshake an inline start left in flight
+// ended: as the engine's wait heard it, or (on a goroutine) after waiting.
 func (k *connecting) finishDial(ctx context.Context, b *backend, cfg *serviceConfig) (int, error) {
-	return dialIPWait(ctx, k.fd, cfg.dialer.Timeout, b.address)
+	if !k.answered {
+		return dialIPWait(ctx, k.fd, cfg.dialer.Timeout, b.address)
+	}
+	k.answered = false
+	if err := k.waitErr; err != nil {
+		k.waitErr = nil
+		return -1, waitError(err, cfg.dialer.Timeout, b.address)
+	}
+	return k.fd, nil
 }
 
 // afterDial books the attempt's outcome. done says connect returns (with

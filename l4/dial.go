@@ -70,19 +70,26 @@ func dialIPWait(ctx context.Context, fd int, timeout time.Duration, addr string)
 	// connect timeout).
 	if err := rawconnect.Wait(ctx, f, timeout); err != nil {
 		_ = f.Close()
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = fmt.Errorf("connect: no answer within %v: %w", timeout, err)
-		case err == ctx.Err():
-			err = fmt.Errorf("connect: %w", err)
-		}
-		return -1, fmt.Errorf("dialing backend %s: %w", addr, err)
+		return -1, waitError(err, timeout, addr)
 	}
 	fd, err := detach(f)
 	if err != nil {
 		return -1, fmt.Errorf("dialing backend %s: %w", addr, err)
 	}
 	return fd, nil
+}
+
+// waitError says why a wait for a connect ended without one: a connect's
+// error as rawconnect.Judge says, os.ErrDeadlineExceeded after timeout, or
+// a context's (or the engine's ErrCanceled, which is context.Canceled).
+func waitError(err error, timeout time.Duration, addr string) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = fmt.Errorf("connect: no answer within %v: %w", timeout, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("connect: %w", err)
+	}
+	return fmt.Errorf("dialing backend %s: %w", addr, err)
 }
 
 // detach takes a socket out of Go's netpoller for the copy engine: it

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/balancel4/balance-l4/internal/testservers"
@@ -187,5 +188,67 @@ func TestDialIPAllocations(t *testing.T) {
 	}
 	if allocs > 0 {
 		t.Fatalf("a loopback dial allocates %.1f times, want none", allocs)
+	}
+}
+
+// TestConnectThatWaitsIsSpliced: a backend whose handshake takes a second
+// (its SYN is answered when sent again) is waited for by an engine loop, not
+// a goroutine, and the client is served once it answers.
+func TestConnectThatWaitsIsSpliced(t *testing.T) {
+	addr, answer := testservers.AnswersLate(t)
+	sc := testService("s", be("late", addr))
+	sc.Timeouts.Connect = time.Minute
+	rt, logs := startRuntime(t, testConfig(sc))
+	c := dialService(t, rt, "s")
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "an engine loop to wait for the connect", func() bool { return rt.eng.Stats().Connecting == 1 })
+	ln := answer()
+	go func() {
+		b, err := ln.Accept()
+		if err == nil {
+			echo(b.(*net.TCPConn))
+		}
+	}()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v through a backend that answered late; want ping", buf, err)
+	}
+	if n := rt.eng.Stats().Connecting; n != 0 {
+		t.Fatalf("%d connect waits left", n)
+	}
+	_ = c.Close()
+	waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), `"end":"client_fin"`) })
+	if v := backendView(t, rt, "s", "late"); v.FailedConnections != 0 || v.TotalConnections != 1 {
+		t.Fatalf("backend counted %d failed, %d total connections; want 0 and 1", v.FailedConnections, v.TotalConnections)
+	}
+}
+
+// TestShutdownEndsAConnectWait: a forced shutdown does not wait out a
+// connect timeout: the engine's wait is canceled and the client closed.
+func TestShutdownEndsAConnectWait(t *testing.T) {
+	hole := testservers.BlackHole(t)
+	sc := testService("s", be("hole", hole))
+	sc.Timeouts.Connect = time.Hour
+	logs := &syncBuffer{}
+	rt := NewRuntime(Options{Log: zerolog.New(logs)})
+	if _, err := rt.Apply(testConfig(sc)); err != nil {
+		t.Fatalf("applying configuration: %v", err)
+	}
+	c := dialService(t, rt, "s")
+	waitFor(t, "an engine loop to wait for the connect", func() bool { return rt.eng.Stats().Connecting == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	forced, err := rt.Shutdown(ctx) // an hour, were the wait not canceled
+	if forced != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %d, %v; want 1, deadline exceeded", forced, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the client read a byte from a service that never connected")
+	}
+	line := `"end":"connect_failed","error":"l4: every connect attempt failed: dialing backend ` + hole + `: connect: engine: connect wait canceled: context canceled"`
+	if !strings.Contains(logs.String(), line) {
+		t.Fatalf("no access log line with %s:\n%s", line, logs)
 	}
 }

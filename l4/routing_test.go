@@ -164,7 +164,7 @@ func TestConnectTimeoutFailsOver(t *testing.T) {
 	good := startBackend(t, sayName("g"))
 	sc := testService("s", be("hole", hole), be("good", good.addr))
 	sc.Timeouts.Connect = 100 * time.Millisecond
-	rt, _ := startRuntime(t, testConfig(sc))
+	rt, logs := startRuntime(t, testConfig(sc))
 	for i := range 4 {
 		if got := readName(t, rt, "s", 1); got != "g" {
 			t.Fatalf("connection %d answered by %q", i, got)
@@ -175,6 +175,9 @@ func TestConnectTimeoutFailsOver(t *testing.T) {
 	}
 	if v := serviceView(t, rt, "s"); v.Retries == 0 {
 		t.Fatal("no retry counted")
+	}
+	if !strings.Contains(logs.String(), "no answer within 100ms") {
+		t.Fatalf("no connect timeout logged:\n%s", logs)
 	}
 }
 

@@ -98,6 +98,19 @@ func (s *service) serveInline(cfd int, src *net.TCPAddr, cfg *serviceConfig, adm
 func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admission, dst *net.TCPAddr, inline bool) {
 	be, bfd, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.k, inline)
 	if inline && err == errMustWait {
+		if c.k.b != nil && adm.first == nil && dst == nil {
+			// A handshake in flight: a loop waits for it and Connected
+			// carries on there. (Inline, adm and dst are always empty.)
+			c.k.cfg = cfg
+			c.mu.Lock()
+			c.k.via = s.r.eng.Connect(c.k.fd, cfg.dialer.Timeout, c)
+			c.waiting = true
+			if c.closed { // aborted meanwhile: the wait ends now
+				c.k.via.Cancel()
+			}
+			c.mu.Unlock()
+			return
+		}
 		s.r.workers.run(func() { s.connectAndSplice(c, cfg, adm, dst, false) })
 		return
 	}
@@ -152,9 +165,11 @@ func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admissi
 		c.client = nil
 	}
 	c.cfd = -1
+	via := c.k.via
+	c.k.via = engine.Connecting{}
 	c.conn, err = s.r.eng.Start(engine.Pair{
 		Client: cfd, Backend: bfd, Header: header, First: adm.first,
-		Idle: cfg.Timeouts.Idle, In: &be.bytesIn, Out: &be.bytesOut, Owner: c,
+		Idle: cfg.Timeouts.Idle, In: &be.bytesIn, Out: &be.bytesOut, Owner: c, Via: via,
 	})
 	if err != nil {
 		c.closed = true
