@@ -73,7 +73,7 @@ type proxyConn struct {
 	mu      sync.Mutex // guards the fields below
 	closed  bool       // aborted before it was spliced
 	why     ending     // that abort's reason
-	waiting bool       // the engine waits for the backend's handshake (k.via names the wait)
+	waiting bool       // the engine waits for the backend's handshake (k.wait.via names the wait)
 	spliced bool       // the engine has it: aborts go to conn
 	conn    engine.Conn
 
@@ -97,7 +97,7 @@ func (c *proxyConn) abort(why ending, reset bool) bool {
 	c.closed, c.why = true, why
 	c.closeClientLocked(reset)
 	if c.waiting {
-		c.k.via.Cancel()
+		c.k.wait.via.Cancel()
 	}
 	return true
 }
@@ -135,12 +135,13 @@ func (c *proxyConn) Connected(w engine.Connecting, err error) {
 	c.mu.Lock()
 	c.waiting = false
 	c.mu.Unlock()
-	c.k.answered, c.k.waitErr = true, err
+	hw := c.k.wait
+	hw.answered, hw.err = true, err
 	if err != nil {
 		w = engine.Connecting{}
 	}
-	c.k.via = w
-	c.svc.connectAndSplice(c, c.k.cfg, admission{}, nil, true)
+	hw.via = w
+	c.svc.connectAndSplice(c, hw.cfg, admission{}, nil, true)
 }
 
 // Ended is the engine's word that a spliced connection ended: it records the

@@ -25,7 +25,7 @@ import (
 // returns errMustWait as soon as an attempt would (a connect that needs the
 // handshake, a backoff, a backend named by host name), with what it did in
 // k. For a handshake in flight (k.b set) the engine waits and connect runs
-// again on the loop once k.answered; else connect again on a goroutine,
+// again on the loop once k.wait.answered; else connect again on a goroutine,
 // with the same k, carries on from there.
 // The tries live in the proxyConn: passed to the pickers they escape, and one
 // allocation per connection is enough.
@@ -130,22 +130,29 @@ type connecting struct {
 	reused bool
 	tier   int
 
-	// The engine's wait for b's handshake (connectAndSplice).
+	wait *handshakeWait // from the first handshake an engine loop waited for
+}
+
+// handshakeWait is an engine loop's wait for a backend's handshake
+// (connectAndSplice). Apart from connecting, which every client has, as only
+// clients of a backend a round trip away need it.
+type handshakeWait struct {
 	cfg      *serviceConfig    // the configuration the client is served with
-	answered bool              // the wait ended: with waitErr
-	waitErr  error             // nil: connected
+	answered bool              // the wait ended: with err
+	err      error             // nil: connected
 	via      engine.Connecting // the wait, then the one that connected fd, for Start
 }
 
 // finishDial returns how the handshake an inline start left in flight
 // ended: as the engine's wait heard it, or (on a goroutine) after waiting.
 func (k *connecting) finishDial(ctx context.Context, b *backend, cfg *serviceConfig) (int, error) {
-	if !k.answered {
+	w := k.wait
+	if w == nil || !w.answered {
 		return dialIPWait(ctx, k.fd, cfg.dialer.Timeout, b.address)
 	}
-	k.answered = false
-	if err := k.waitErr; err != nil {
-		k.waitErr = nil
+	w.answered = false
+	if err := w.err; err != nil {
+		w.err = nil
 		return -1, waitError(err, cfg.dialer.Timeout, b.address)
 	}
 	return k.fd, nil

@@ -101,12 +101,16 @@ func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admissi
 		if c.k.b != nil && adm.first == nil && dst == nil {
 			// A handshake in flight: a loop waits for it and Connected
 			// carries on there. (Inline, adm and dst are always empty.)
-			c.k.cfg = cfg
+			if c.k.wait == nil {
+				c.k.wait = &handshakeWait{}
+			}
+			w := c.k.wait
+			w.cfg = cfg
 			c.mu.Lock()
-			c.k.via = s.r.eng.Connect(c.k.fd, cfg.dialer.Timeout, c)
+			w.via = s.r.eng.Connect(c.k.fd, cfg.dialer.Timeout, c)
 			c.waiting = true
 			if c.closed { // aborted meanwhile: the wait ends now
-				c.k.via.Cancel()
+				w.via.Cancel()
 			}
 			c.mu.Unlock()
 			return
@@ -165,8 +169,10 @@ func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admissi
 		c.client = nil
 	}
 	c.cfd = -1
-	via := c.k.via
-	c.k.via = engine.Connecting{}
+	var via engine.Connecting
+	if w := c.k.wait; w != nil {
+		via, w.via = w.via, engine.Connecting{}
+	}
 	c.conn, err = s.r.eng.Start(engine.Pair{
 		Client: cfd, Backend: bfd, Header: header, First: adm.first,
 		Idle: cfg.Timeouts.Idle, In: &be.bytesIn, Out: &be.bytesOut, Owner: c, Via: via,
