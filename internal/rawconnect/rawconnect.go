@@ -169,9 +169,10 @@ func setOptions(fd int, o Options) error {
 // connect starts a connect on the non-blocking fd. A raw system call: it
 // cannot block, and on loopback, where the kernel runs the whole handshake
 // inside it, it keeps the processor with the goroutine for those few
-// microseconds instead of telling the scheduler it might block (see l4's
-// rawsys.go). EINPROGRESS, EINTR and EALREADY mean the connect goes on: Look
-// says how it stands.
+// microseconds instead of telling the scheduler it might block (see
+// l4/engine's sys.go). Even there it answers EINPROGRESS: the SYN-ACK waits
+// in the socket's backlog until connect releases the socket. EINPROGRESS,
+// EINTR and EALREADY mean the connect goes on: Look says how it stands.
 func connect(fd int, sa *Sockaddr) error {
 	n := uintptr(unix.SizeofSockaddrInet6)
 	if sa.raw.Family == unix.AF_INET {
