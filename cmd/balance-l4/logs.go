@@ -6,6 +6,7 @@ package main
 // log on stderr with the rest, or in its own file that every reload reopens.
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/diode"
 
 	"github.com/balancel4/balance-l4/config"
 )
@@ -130,4 +132,36 @@ func (l *logFile) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()
+}
+
+// logRing is how many lines a log's writer holds for a reader that fell
+// behind (about 2 MiB of access log lines).
+const logRing = 8192
+
+// nonBlocking wraps w so that writing a log line never blocks the writer:
+// lines go through a ring that a goroutine of their own writes out in order.
+// The copy engine's loops write the access log and the connect warnings; a
+// reader that stops reading (a wedged journald, a paused `docker logs`) would
+// otherwise stall every connection of a loop once the pipe is full. When
+// the reader falls logRing lines behind, the oldest lines give way and a
+// warning made by dropped says how many went. close writes out what the ring
+// holds and stops the goroutine. zerolog's diode is that ring; it copies
+// each line, since zerolog reuses its buffers.
+func nonBlocking(w io.Writer, dropped func(n int) []byte) (_ io.Writer, close func()) {
+	// Only w's Write: the diode's Close would close a Closer (stderr).
+	d := diode.NewWriter(struct{ io.Writer }{w}, logRing, 0, func(n int) {
+		_, _ = w.Write(dropped(n)) // on the ring's goroutine, in order with the lines
+	})
+	return d, func() { _ = d.Close() }
+}
+
+// droppedLine formats the warning for n lines dropped, as a logger made by
+// newLogger (c, color) or newAccessLogger (c, false) writes it.
+func droppedLine(c config.Log, color bool) func(n int) []byte {
+	return func(n int) []byte {
+		var b bytes.Buffer
+		l := zerolog.New(formatted(c.Format, &b, color)).With().Timestamp().Logger()
+		l.Warn().Int("dropped", n).Msg("log lines dropped: the log's reader fell behind")
+		return b.Bytes()
+	}
 }

@@ -15,9 +15,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/balancel4/balance-l4/config"
 )
@@ -450,5 +453,141 @@ func TestDurationFieldsNamedMs(t *testing.T) {
 	}
 	if found < 5 {
 		t.Fatalf("found %d Dur fields; the scan is broken", found)
+	}
+}
+
+// stuckWriter blocks every Write until released, then keeps what it gets.
+type stuckWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	b       bytes.Buffer
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestLogWritesNeverBlock: with the log's reader stuck, writing ten
+// thousand lines returns at once; once it reads again, the lines the ring
+// kept come out in order, after a warning that counts the ones dropped.
+func TestLogWritesNeverBlock(t *testing.T) {
+	const lines = logRing + 2000
+	sink := &stuckWriter{release: make(chan struct{})}
+	out, closeLog := nonBlocking(sink, droppedLine(config.Log{Format: "json"}, false))
+	log := zerolog.New(out)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := range lines {
+			log.Info().Int("n", i).Msg("line")
+		}
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(time.Minute): // a liveness bound: blocked writes never return
+		t.Fatal("log writes blocked on a stuck reader")
+	}
+	close(sink.release)
+	closeLog()
+
+	var kept, dropped, last int
+	last = -1
+	for _, line := range strings.Split(strings.TrimSpace(sink.b.String()), "\n") {
+		var e struct {
+			N       *int   `json:"n"`
+			Dropped int    `json:"dropped"`
+			Level   string `json:"level"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if e.N == nil {
+			if e.Level != "warn" || e.Dropped == 0 {
+				t.Fatalf("unexpected line %q", line)
+			}
+			dropped += e.Dropped
+			continue
+		}
+		if *e.N <= last {
+			t.Fatalf("line %d came after line %d", *e.N, last)
+		}
+		last = *e.N
+		kept++
+	}
+	if dropped == 0 || kept+dropped != lines {
+		t.Fatalf("%d lines kept and %d counted as dropped, want %d in all, some dropped", kept, dropped, lines)
+	}
+	if last != lines-1 {
+		t.Fatalf("the last line out is %d, want %d: the newest lines are kept", last, lines-1)
+	}
+}
+
+// TestStuckStderrDoesNotStallConnections: the access log goes to a stderr
+// pipe nobody reads. Thousands of proxied connections, each writing an
+// access log line from the copy engine's loop, all succeed, though the
+// pipe holds a fraction of their lines; the lines come out once it is read.
+func TestStuckStderrDoesNotStallConnections(t *testing.T) {
+	backend := startEcho(t)
+	svcAddr, adminAddr := freePort(t), freePort(t)
+	path := writeFile(t, "balance.toml", fmt.Sprintf(`
+[admin]
+listen = %q
+[log]
+format = "json"
+access_log = true
+[[services]]
+name = "s"
+listen = %q
+[[services.backends]]
+name = "b"
+address = %q
+`, adminAddr, svcAddr, backend.Addr()))
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(binary, "-config", path)
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	waitListening(t, svcAddr)
+
+	const conns = 3000 // about 900 KB of access log against a 64 KiB pipe
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", svcAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatalf("connection %d: writing: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("connection %d: reading: %v (the loop stalls on the log)", i, err)
+		}
+		_ = c.Close()
+	}
+	_ = r.SetReadDeadline(time.Now().Add(time.Minute)) // a liveness bound
+	closed, other := 0, []string{}
+	sc := bufio.NewScanner(r)
+	for closed < conns && sc.Scan() {
+		if strings.Contains(sc.Text(), `"message":"connection closed"`) {
+			closed++
+		} else if len(other) < 10 {
+			other = append(other, sc.Text())
+		}
+	}
+	if closed != conns {
+		t.Fatalf("%d access log lines read, want %d (%v); other lines:\n%s", closed, conns, sc.Err(), strings.Join(other, "\n"))
 	}
 }

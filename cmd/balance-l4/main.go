@@ -105,7 +105,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// During an upgrade two processes write to the same log: the PID tells them apart.
-	log := newLogger(cfg.Log, stderr, useColor(stderr, os.Getenv)).With().Int("pid", os.Getpid()).Logger()
+	// No log write blocks (nonBlocking); what the ring holds is written out last.
+	color := useColor(stderr, os.Getenv)
+	logOut, closeLog := nonBlocking(stderr, droppedLine(cfg.Log, color))
+	defer closeLog()
+	log := newLogger(cfg.Log, logOut, color).With().Int("pid", os.Getpid()).Logger()
 	// The access log goes to its own file instead of stderr when one is set
 	// (README "Logs"); every reload reopens it, for logrotate.
 	var accessLog *zerolog.Logger
@@ -117,7 +121,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		defer f.Close()
-		l := newAccessLogger(cfg.Log, f).With().Int("pid", os.Getpid()).Logger()
+		accessOut, closeAccess := nonBlocking(f, droppedLine(cfg.Log, false))
+		defer closeAccess() // before f.Close
+		l := newAccessLogger(cfg.Log, accessOut).With().Int("pid", os.Getpid()).Logger()
 		accessLog, reopenLogs = &l, f.Reopen
 	}
 	handover, err := upgrade.Inherit()
