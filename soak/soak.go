@@ -495,24 +495,32 @@ func (r *run) restore() {
 
 // settle sends a few connections through every backend of every instance
 // (a circuit left half-open by the chaos closes only after a successful
-// trial connection), then waits up to 30 s for the processes to be idle
-// again.
+// trial connection), then waits for the processes to be idle again, for up
+// to 30 s. A round of connections is sent again every 2 s while they are
+// not: a circuit that was still open during a round turns half-open only
+// when its timeout passes, and then waits for a connection of its own.
 func (r *run) settle() bool {
 	rng := rand.New(rand.NewPCG(r.o.Seed, 2))
 	buf := make([]byte, 64<<10)
 	time.Sleep(time.Second) // restarted backends pass their health checks
-	for _, in := range r.insts {
-		for range 3 * len(r.backends) {
-			a := exchange(in.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
-			a.instance = in.index
-			r.tally.record(a)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, in := range r.insts {
+			for range 3 * len(r.backends) {
+				a := exchange(in.spec.ServiceListen, r.ids.Add(1), r.src.next(rng), buf)
+				a.instance = in.index
+				r.tally.record(a)
+			}
+		}
+		err := r.waitIdle(min(2*time.Second, time.Until(deadline)))
+		if err == nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			r.tally.addProblem("settling: %v", err)
+			return false
 		}
 	}
-	if err := r.waitIdle(30 * time.Second); err != nil {
-		r.tally.addProblem("settling: %v", err)
-		return false
-	}
-	return true
 }
 
 func (r *run) payloadWorker(i int, in *instance, stop <-chan struct{}) {
