@@ -333,9 +333,7 @@ address = %q
 		line, err := bufio.NewReader(c).ReadString('\n')
 		return err == nil && line == "ping\n"
 	})
-	if !strings.Contains(p.stderr(), "too many open files") {
-		t.Errorf("no log line about the fd limit:\n%s", p.stderr())
-	}
+	waitFor(t, "a log line about the fd limit", func() bool { return strings.Contains(p.stderr(), "too many open files") })
 	var svc struct {
 		AcceptErrors int64 `json:"accept_errors"`
 	}
