@@ -144,10 +144,10 @@ const logRing = 8192
 // reader that stops reading (a wedged journald, a paused `docker logs`) would
 // otherwise stall every connection of a loop once the pipe is full. When
 // the reader falls logRing lines behind, the oldest lines give way and a
-// warning made by dropped says how many went. close writes out what the ring
+// warning made by dropped says how many went. flush writes out what the ring
 // holds and stops the goroutine. zerolog's diode is that ring; it copies
 // each line, since zerolog reuses its buffers.
-func nonBlocking(w io.Writer, dropped func(n int) []byte) (_ io.Writer, close func()) {
+func nonBlocking(w io.Writer, dropped func(n int) []byte) (_ io.Writer, flush func()) {
 	// Only w's Write: the diode's Close would close a Closer (stderr).
 	d := diode.NewWriter(struct{ io.Writer }{w}, logRing, 0, func(n int) {
 		_, _ = w.Write(dropped(n)) // on the ring's goroutine, in order with the lines
