@@ -532,19 +532,7 @@ func TestLogWritesNeverBlock(t *testing.T) {
 func TestStuckStderrDoesNotStallConnections(t *testing.T) {
 	backend := startEcho(t)
 	svcAddr, adminAddr := freePort(t), freePort(t)
-	path := writeFile(t, "balance.toml", fmt.Sprintf(`
-[admin]
-listen = %q
-[log]
-format = "json"
-access_log = true
-[[services]]
-name = "s"
-listen = %q
-[[services.backends]]
-name = "b"
-address = %q
-`, adminAddr, svcAddr, backend.Addr()))
+	path := echoConfig(t, svcAddr, adminAddr, backend.Addr().String(), "format = \"json\"\naccess_log = true")
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -563,19 +551,8 @@ address = %q
 	waitListening(t, svcAddr)
 
 	const conns = 3000 // about 900 KB of access log against a 64 KiB pipe
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", svcAddr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatalf("connection %d: writing: %v", i, err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-			t.Fatalf("connection %d: reading: %v (the loop stalls on the log)", i, err)
-		}
-		_ = c.Close()
+	for range conns {
+		oneConnection(t, svcAddr, "x") // a 5 s deadline: a loop stalled on the log fails it
 	}
 	_ = r.SetReadDeadline(time.Now().Add(time.Minute)) // a liveness bound
 	closed, other := 0, []string{}
