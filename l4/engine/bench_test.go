@@ -14,12 +14,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	cfd, client := socketPair(b)
-	bfd, backend := socketPair(b)
-	done := make(ended, 1)
-	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Idle: time.Hour, Owner: done}); err != nil {
-		b.Fatal(err)
-	}
+	s := startPair(b, e, Pair{Idle: time.Hour})
+	client, backend := s.client, s.backend
 	go func() { _, _ = io.Copy(backend, backend) }()
 	msg, reply := make([]byte, 64), make([]byte, 64)
 	b.ReportAllocs()
@@ -33,5 +29,5 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	_ = client.Close()
 	_ = backend.Close()
-	<-done
+	waitResult(b, s.done)
 }

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,15 +40,48 @@ func socketPair(t testing.TB) (fd int, peer *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err = unix.Dup(int(f.Fd()))
-	_ = f.Close()
+	defer f.Close()
+	return rawFD(t, f), peer
+}
+
+// rawFD returns a non-blocking duplicate of f's descriptor, the caller's to
+// close (or to hand to the engine).
+func rawFD(t testing.TB, f *os.File) int {
+	t.Helper()
+	fd, err := unix.Dup(int(f.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
 		t.Fatal(err)
 	}
-	return fd, peer
+	return fd
+}
+
+// spliced is a connection started on an engine, with the peers of its two
+// sockets.
+type spliced struct {
+	c               Conn
+	client, backend *net.TCPConn
+	done            ended
+}
+
+// startPair starts p between two new socket pairs: it fills in p's Client,
+// Backend and Owner.
+func startPair(t testing.TB, e *Engine, p Pair) spliced {
+	t.Helper()
+	var s spliced
+	p.Client, s.client = socketPair(t)
+	p.Backend, s.backend = socketPair(t)
+	s.done = make(ended, 2) // room for a wrong second end, which a test then sees
+	p.Owner = s.done
+	c, err := e.Start(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c = c
+	return s
 }
 
 func newEngine(t *testing.T) *Engine {
@@ -61,13 +96,9 @@ func newEngine(t *testing.T) *Engine {
 
 func TestEchoBothWays(t *testing.T) {
 	e := newEngine(t)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
 	var in, out atomic.Int64
-	done := make(ended, 1)
-	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, In: &in, Out: &out, Owner: done}); err != nil {
-		t.Fatal(err)
-	}
+	s := startPair(t, e, Pair{In: &in, Out: &out})
+	client, backend := s.client, s.backend
 	pass(t, client, backend, "hello")
 	pass(t, backend, client, "world")
 	_ = client.CloseWrite()
@@ -78,13 +109,8 @@ func TestEchoBothWays(t *testing.T) {
 	if _, err := io.ReadAll(client); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-done:
-		if r.Reason != ClientFIN || r.In != 5 || r.Out != 5 {
-			t.Fatalf("result %+v", r)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no end")
+	if r := waitResult(t, s.done); r.Reason != ClientFIN || r.In != 5 || r.Out != 5 || in.Load() != 5 || out.Load() != 5 {
+		t.Fatalf("result %+v, live totals %d/%d; want client_fin with 5 bytes each way", r, in.Load(), out.Load())
 	}
 }
 
@@ -104,12 +130,8 @@ func pass(t *testing.T, from, to *net.TCPConn, msg string) {
 
 func TestBulkHalfClose(t *testing.T) {
 	e := newEngine(t)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
-	done := make(ended, 1)
-	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Owner: done}); err != nil {
-		t.Fatal(err)
-	}
+	s := startPair(t, e, Pair{})
+	client, backend := s.client, s.backend
 	_ = client.SetDeadline(time.Now().Add(5 * time.Second))
 	_ = backend.SetDeadline(time.Now().Add(5 * time.Second))
 	up := make([]byte, 1<<20)
@@ -121,16 +143,16 @@ func TestBulkHalfClose(t *testing.T) {
 		_ = client.CloseWrite()
 	}()
 	got, err := io.ReadAll(backend)
-	t.Logf("backend got %d, %v", len(got), err)
-	if len(got) != len(up) {
-		t.Fatalf("got %d", len(got))
+	if err != nil || !bytes.Equal(got, up) {
+		t.Fatalf("the backend got %d bytes (%v), not the %d sent", len(got), err, len(up))
 	}
 	_, _ = backend.Write(up)
 	_ = backend.CloseWrite()
 	got, err = io.ReadAll(client)
-	if len(got) != len(up) {
-		t.Fatalf("client got %d %v", len(got), err)
+	if err != nil || !bytes.Equal(got, up) {
+		t.Fatalf("the client got %d bytes (%v), not the %d sent", len(got), err, len(up))
 	}
-	r := <-done
-	t.Logf("%+v", r)
+	if r := waitResult(t, s.done); r.Reason != ClientFIN || r.In != int64(len(up)) || r.Out != int64(len(up)) {
+		t.Fatalf("result %+v, want client_fin with %d bytes each way", r, len(up))
+	}
 }

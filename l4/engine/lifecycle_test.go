@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 // waitResult waits for the owner to hear of the end.
-func waitResult(t *testing.T, done ended) Result {
+func waitResult(t testing.TB, done ended) Result {
 	t.Helper()
 	select {
 	case r := <-done:
@@ -38,13 +38,8 @@ func isReset(err error) bool {
 // connection report false.
 func TestAbortResetsBothSidesOnce(t *testing.T) {
 	e := newEngine(t)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
-	done := make(ended, 2)
-	c, err := e.Start(Pair{Client: cfd, Backend: bfd, Owner: done})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startPair(t, e, Pair{})
+	c, done := s.c, s.done
 	if !c.Abort(FirstAbortReason+3, true) {
 		t.Fatal("the first Abort did not end the connection")
 	}
@@ -54,7 +49,7 @@ func TestAbortResetsBothSidesOnce(t *testing.T) {
 	if r := waitResult(t, done); r.Reason != FirstAbortReason+3 {
 		t.Fatalf("reason %d, want the Abort's", r.Reason)
 	}
-	for name, peer := range map[string]*net.TCPConn{"client": client, "backend": backend} {
+	for name, peer := range map[string]*net.TCPConn{"client": s.client, "backend": s.backend} {
 		_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadAll(peer); !isReset(err) {
 			t.Fatalf("%s read %v, want a reset", name, err)
@@ -78,32 +73,20 @@ func TestStaleConnDoesNotTouchTheSlotsNextTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	cfd, client := socketPair(t)
-	bfd, _ := socketPair(t)
-	done := make(ended, 1)
-	old, err := e.Start(Pair{Client: cfd, Backend: bfd, Owner: done})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = client.SetLinger(0)
-	_ = client.Close()
-	if r := waitResult(t, done); r.Reason != ClientReset {
+	old := startPair(t, e, Pair{})
+	_ = old.client.SetLinger(0)
+	_ = old.client.Close()
+	if r := waitResult(t, old.done); r.Reason != ClientReset {
 		t.Fatalf("reason %d, want ClientReset", r.Reason)
 	}
-	cfd2, client2 := socketPair(t)
-	bfd2, backend2 := socketPair(t)
-	done2 := make(ended, 1)
-	next, err := e.Start(Pair{Client: cfd2, Backend: bfd2, Owner: done2})
-	if err != nil {
-		t.Fatal(err)
+	next := startPair(t, e, Pair{})
+	if next.c.idx != old.c.idx {
+		t.Fatalf("the second connection took slot %d, not the freed %d", next.c.idx, old.c.idx)
 	}
-	if next.idx != old.idx {
-		t.Fatalf("the second connection took slot %d, not the freed %d", next.idx, old.idx)
-	}
-	if old.Abort(FirstAbortReason, true) {
+	if old.c.Abort(FirstAbortReason, true) {
 		t.Fatal("the stale Conn aborted the slot's next connection")
 	}
-	pass(t, client2, backend2, "still here")
+	pass(t, next.client, next.backend, "still here")
 }
 
 // TestIdleTimeoutCloses: a connection with no byte either way for the idle
@@ -111,18 +94,10 @@ func TestStaleConnDoesNotTouchTheSlotsNextTenant(t *testing.T) {
 func TestIdleTimeoutCloses(t *testing.T) {
 	e := newEngine(t)
 	const idle = 60 * time.Millisecond
-	quietC, quietPeer := socketPair(t)
-	quietB, _ := socketPair(t)
-	busyC, busyPeer := socketPair(t)
-	busyB, busyBackend := socketPair(t)
-	quietDone, busyDone := make(ended, 1), make(ended, 1)
 	start := time.Now()
-	if _, err := e.Start(Pair{Client: quietC, Backend: quietB, Idle: idle, Owner: quietDone}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Start(Pair{Client: busyC, Backend: busyB, Idle: idle, Owner: busyDone}); err != nil {
-		t.Fatal(err)
-	}
+	quiet, busy := startPair(t, e, Pair{Idle: idle}), startPair(t, e, Pair{Idle: idle})
+	quietPeer, quietDone := quiet.client, quiet.done
+	busyPeer, busyBackend, busyDone := busy.client, busy.backend, busy.done
 	// The busy one talks every idle/3, for three timeouts.
 	talked := make(chan error, 1)
 	go func() {
@@ -164,13 +139,9 @@ func TestIdleTimeoutCloses(t *testing.T) {
 // before the client's, and only the first bytes are counted.
 func TestFirstBytesGoFirst(t *testing.T) {
 	e := newEngine(t)
-	cfd, client := socketPair(t)
-	bfd, backend := socketPair(t)
 	var in atomic.Int64
-	done := make(ended, 1)
-	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Header: []byte("HDR "), First: []byte("hello "), In: &in, Owner: done}); err != nil {
-		t.Fatal(err)
-	}
+	s := startPair(t, e, Pair{Header: []byte("HDR "), First: []byte("hello "), In: &in})
+	client, backend, done := s.client, s.backend, s.done
 	_ = backend.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := client.Write([]byte("world")); err != nil {
 		t.Fatal(err)
@@ -194,25 +165,17 @@ func TestCloseEndsLiveConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dones := make(ended, 4)
-	var peers []*net.TCPConn
+	var live []spliced
 	for range 4 {
-		cfd, client := socketPair(t)
-		bfd, _ := socketPair(t)
-		peers = append(peers, client)
-		if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Owner: dones}); err != nil {
-			t.Fatal(err)
-		}
+		live = append(live, startPair(t, e, Pair{}))
 	}
 	e.Close()
-	for range 4 {
-		if r := waitResult(t, dones); r.Reason != ShutdownReason {
+	for _, s := range live {
+		if r := waitResult(t, s.done); r.Reason != ShutdownReason {
 			t.Fatalf("reason %d, want ShutdownReason", r.Reason)
 		}
-	}
-	for _, p := range peers {
-		_ = p.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadAll(p); !isReset(err) {
+		_ = s.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(s.client); !isReset(err) {
 			t.Fatalf("a peer read %v after Close, want a reset", err)
 		}
 	}
@@ -230,10 +193,7 @@ func TestStartRefusesABadDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fd, err := unix.Dup(int(f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd := rawFD(t, f)
 	cfd, _ := socketPair(t)
 	done := make(ended, 1)
 	if _, err := e.Start(Pair{Client: cfd, Backend: fd, Owner: done}); !errors.Is(err, unix.EPERM) {

@@ -41,14 +41,7 @@ func listenFD(t *testing.T) (int, string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fd, err := unix.Dup(int(f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	return fd, ln.Addr().String()
+	return rawFD(t, f), ln.Addr().String()
 }
 
 // TestListenAcceptsUntilClosed: every client is handed over once, non-
