@@ -197,6 +197,18 @@ func dialService(t testing.TB, rt *Runtime, service string) *net.TCPConn {
 	return tc
 }
 
+// pingedConns opens n connections to a service of rt and pings an echo
+// backend through each with msg.
+func pingedConns(t testing.TB, rt *Runtime, service string, n int, msg string) []*net.TCPConn {
+	t.Helper()
+	conns := make([]*net.TCPConn, n)
+	for i := range conns {
+		conns[i] = dialService(t, rt, service)
+		ping(t, conns[i], msg)
+	}
+	return conns
+}
+
 // readName reads a backend's name (sayName) through a new connection.
 func readName(t testing.TB, rt *Runtime, service string, n int) string {
 	t.Helper()

@@ -15,7 +15,7 @@ import (
 )
 
 // ping writes msg and reads the echo back.
-func ping(t *testing.T, c *net.TCPConn, msg string) {
+func ping(t testing.TB, c *net.TCPConn, msg string) {
 	t.Helper()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("writing %q: %v", msg, err)
@@ -45,11 +45,7 @@ func TestIdleConnectionsHoldNothing(t *testing.T) {
 	rt, logs := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
 
 	const conns = 20
-	clients := make([]*net.TCPConn, conns)
-	for i := range clients {
-		clients[i] = dialService(t, rt, "s")
-		ping(t, clients[i], "hello")
-	}
+	clients := pingedConns(t, rt, "s", conns, "hello")
 	idle := func() bool {
 		st := rt.eng.Stats()
 		return st.Conns == conns && st.HeldBuffers == 0 && st.HeldPipes == 0 && servingGoroutines() == 0
@@ -91,11 +87,7 @@ func TestIdleConnectionsAbort(t *testing.T) {
 		srv := startBackend(t, echo)
 		rt, logs := startRuntime(t, testConfig(testService("s", be("b", srv.addr))))
 		const conns = 5
-		clients := make([]*net.TCPConn, conns)
-		for i := range clients {
-			clients[i] = dialService(t, rt, "s")
-			ping(t, clients[i], "hi")
-		}
+		clients := pingedConns(t, rt, "s", conns, "hi")
 		n, err := rt.Disconnect("s", "b", "test")
 		if err != nil || n != conns {
 			t.Fatalf("Disconnect = %d, %v; want %d, nil", n, err, conns)
@@ -133,9 +125,7 @@ func TestIdleConnectionsAbort(t *testing.T) {
 			t.Fatalf("applying configuration: %v", err)
 		}
 		const conns = 5
-		for range conns {
-			ping(t, dialService(t, rt, "s"), "hi")
-		}
+		pingedConns(t, rt, "s", conns, "hi")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		forced, err := rt.Shutdown(ctx)
