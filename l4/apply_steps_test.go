@@ -100,7 +100,7 @@ func TestReconcileBackends(t *testing.T) {
 }
 
 // echoOn writes msg to an echoed connection and reads it back.
-func echoOn(t *testing.T, c io.ReadWriter, msg string) {
+func echoOn(t testing.TB, c io.ReadWriter, msg string) {
 	t.Helper()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("writing: %v", err)

@@ -233,6 +233,7 @@ func TestShutdownEndsAConnectWait(t *testing.T) {
 	sc.Timeouts.Connect = time.Hour
 	logs := &syncBuffer{}
 	rt := NewRuntime(Options{Log: zerolog.New(logs)})
+	t.Cleanup(func() { _, _ = rt.Shutdown(context.Background()) }) // after a failure; a second Shutdown does nothing
 	if _, err := rt.Apply(testConfig(sc)); err != nil {
 		t.Fatalf("applying configuration: %v", err)
 	}

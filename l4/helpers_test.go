@@ -204,7 +204,7 @@ func pingedConns(t testing.TB, rt *Runtime, service string, n int, msg string) [
 	conns := make([]*net.TCPConn, n)
 	for i := range conns {
 		conns[i] = dialService(t, rt, service)
-		ping(t, conns[i], msg)
+		echoOn(t, conns[i], msg)
 	}
 	return conns
 }
