@@ -61,10 +61,10 @@ func (l *loop) flow(idx uint32, r *record, d int) bool {
 			if !l.spliceIn(idx, r, d) {
 				return false
 			}
-			if r.side[d]&sReadable == 0 || f.pipe == 0 {
+			if r.side[d]&sReadable == 0 {
 				return true
 			}
-			continue
+			continue // with no pipe to be had, bulk is off and the buffer reads
 		}
 		buf := l.bufs[l.shared-1]
 		n, e := rawRead(src, buf)

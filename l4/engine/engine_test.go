@@ -156,3 +156,53 @@ func TestBulkHalfClose(t *testing.T) {
 		t.Fatalf("result %+v, want client_fin with %d bytes each way", r, len(up))
 	}
 }
+
+// TestBulkWithoutPipes: when no pipe can be opened (out of descriptors), a
+// flow that turned to bulk reads through the buffer instead of stalling.
+func TestBulkWithoutPipes(t *testing.T) {
+	e := newEngine(t)
+	s := startPair(t, e, Pair{})
+	var limit unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	// A new descriptor takes the lowest free number, which must be under
+	// the limit: with the limit at that number, none can be opened.
+	free := 0
+	for ; ; free++ {
+		if _, err := unix.FcntlInt(uintptr(free), unix.F_GETFD, 0); err == unix.EBADF {
+			break
+		}
+	}
+	full := limit
+	full.Cur = uint64(free)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &full); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &limit) }
+	defer restore()
+
+	up := make([]byte, 256<<10)
+	for i := range up {
+		up[i] = byte(i * 13)
+	}
+	_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = s.backend.SetReadDeadline(time.Now().Add(5 * time.Second))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := s.client.Write(up)
+		wrote <- err
+	}()
+	got := make([]byte, len(up))
+	_, err := io.ReadFull(s.backend, got)
+	restore()
+	if err != nil || !bytes.Equal(got, up) {
+		t.Fatalf("the backend got %v with no pipe to be had; want all %d bytes", err, len(up))
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.OpenPipes != 0 {
+		t.Fatalf("%d pipes open under a full descriptor table", st.OpenPipes)
+	}
+}

@@ -55,7 +55,7 @@ func (e *Engine) Listen(fd int, a Acceptor) (*Listener, error) {
 		l.lns = append(l.lns, &listenRec{ln: ln})
 		l.mu.Unlock()
 		if err := l.register(ln.idx[i], ln.fd); err != nil {
-			ln.Close()
+			ln.closeOn(i + 1) // the loops after i hold no record of it
 			return nil, err
 		}
 	}
@@ -75,6 +75,11 @@ func (l *loop) register(i int, fd int32) error {
 // Close stops accepting: when it returns, no loop calls the Acceptor again
 // and the socket is closed.
 func (ln *Listener) Close() {
+	ln.closeOn(len(ln.e.loops))
+}
+
+// closeOn is Close for a listener the first n loops hold.
+func (ln *Listener) closeOn(n int) {
 	ln.mu.Lock()
 	if ln.closed {
 		ln.mu.Unlock()
@@ -82,8 +87,8 @@ func (ln *Listener) Close() {
 	}
 	ln.closed = true
 	ln.mu.Unlock()
-	acks := make([]chan struct{}, len(ln.e.loops))
-	for i, l := range ln.e.loops {
+	acks := make([]chan struct{}, n)
+	for i, l := range ln.e.loops[:n] {
 		acks[i] = make(chan struct{})
 		l.post(command{op: opUnlisten, idx: uint32(ln.idx[i]), ack: acks[i]})
 	}

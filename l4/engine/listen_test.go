@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,5 +88,38 @@ func TestListenAcceptsUntilClosed(t *testing.T) {
 	}
 	if n := a.noAddress.Load(); n != 0 {
 		t.Fatalf("%d clients came without their address", n)
+	}
+}
+
+// TestListenRefusesABadDescriptor: a descriptor epoll cannot take fails
+// Listen on the first loop; the loops that never held it are left alone,
+// and a good listener works afterwards.
+func TestListenRefusesABadDescriptor(t *testing.T) {
+	e := newEngine(t) // two loops
+	f, err := os.CreateTemp(t.TempDir(), "not-a-socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a := &acceptLog{fds: make(chan int, 1)}
+	if _, err := e.Listen(rawFD(t, f), a); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("Listen with a regular file = %v, want EPERM", err)
+	}
+	fd, addr := listenFD(t)
+	ln, err := e.Listen(fd, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case got := <-a.fds:
+		_ = unix.Close(got)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the good listener's client was never handed over")
 	}
 }
