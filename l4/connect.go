@@ -49,7 +49,15 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k
 			}
 			k.granted = true
 		}
-		b, tier, i, reused := k.set.choose(key, t)
+		var b *backend
+		var tier, i int
+		var reused bool
+		if p := k.held; p != nil {
+			b, tier, i, reused = p.b, p.tier, p.i, p.reused
+			k.held = nil
+		} else {
+			b, tier, i, reused = k.set.choose(key, t)
+		}
 		if b == nil {
 			if k.attempts == 0 {
 				return nil, -1, 0, errNoBackend
@@ -61,6 +69,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k
 			mark = &t.again[tier]
 			if !k.waited {
 				if inline {
+					k.held = &heldPick{b, tier, i, reused}
 					return nil, -1, k.attempts, errMustWait
 				}
 				if err := resilience.Sleep(ctx, cfg.retry.Backoff.Delay(k.backoffs)); err != nil {
@@ -71,6 +80,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k
 			}
 		}
 		if inline && b.sockaddr == nil {
+			k.held = &heldPick{b, tier, i, reused}
 			return nil, -1, k.attempts, errMustWait // Go's dialer waits
 		}
 		if !b.acquire() {
@@ -131,6 +141,19 @@ type connecting struct {
 	tier   int
 
 	wait *handshakeWait // from the first handshake an engine loop waited for
+	held *heldPick      // a pick an inline connect stopped at, for the goroutine
+}
+
+// heldPick is a backend an inline connect picked but could not use yet (a
+// backoff, a host name): the goroutine that carries on connects to it
+// rather than picking again, which would move the picker twice for one
+// attempt (round robin skipped every other backend). Only clients that
+// stop there allocate one.
+type heldPick struct {
+	b      *backend
+	tier   int
+	i      int
+	reused bool
 }
 
 // handshakeWait is an engine loop's wait for a backend's handshake

@@ -253,3 +253,16 @@ func TestShutdownEndsAConnectWait(t *testing.T) {
 		t.Fatalf("no access log line with %s:\n%s", line, logs)
 	}
 }
+
+// TestHostNameBackendsShareRoundRobin: backends named by host name are
+// connected by a goroutine after the loop picked them; round robin still
+// takes each in turn (the goroutine once picked again, and every client went
+// to the same backend).
+func TestHostNameBackendsShareRoundRobin(t *testing.T) {
+	a, b := startBackend(t, sayName("a")), startBackend(t, sayName("b"))
+	named := func(addr string) string { return "localhost" + addr[strings.LastIndexByte(addr, ':'):] }
+	rt, _ := startRuntime(t, testConfig(testService("s", be("a", named(a.addr)), be("b", named(b.addr)))))
+	if got := countNames(t, rt, "s", 20); got["a"] != 10 || got["b"] != 10 {
+		t.Fatalf("20 round-robin connections went %v, want 10 each", got)
+	}
+}
