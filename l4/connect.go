@@ -184,9 +184,11 @@ func (k *connecting) finishDial(ctx context.Context, b *backend, cfg *serviceCon
 // afterDial books the attempt's outcome. done says connect returns (with
 // be and err); else the next attempt follows.
 func (s *service) afterDial(ctx context.Context, k *connecting, b *backend, fd int, err error) (done bool, be *backend, _ error) {
-	local := err != nil && isLocalDialError(err)
+	// Our own shortage, or a connect canceled by a shutdown, says nothing
+	// about the backend.
+	local := err != nil && (isLocalDialError(err) || errors.Is(err, context.Canceled))
 	if local {
-		k.br.Cancel(k.att) // our own shortage says nothing about the backend
+		k.br.Cancel(k.att)
 	} else {
 		k.br.Done(k.att, err == nil)
 	}

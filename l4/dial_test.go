@@ -248,6 +248,9 @@ func TestShutdownEndsAConnectWait(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("the client read a byte from a service that never connected")
 	}
+	if v := backendView(t, rt, "s", "hole"); v.FailedConnections != 0 {
+		t.Fatalf("a connect the shutdown canceled counted as %d failed connects of the backend", v.FailedConnections)
+	}
 	line := `"end":"connect_failed","error":"l4: every connect attempt failed: dialing backend ` + hole + `: connect: engine: connect wait canceled: context canceled"`
 	if !strings.Contains(logs.String(), line) {
 		t.Fatalf("no access log line with %s:\n%s", line, logs)

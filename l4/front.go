@@ -97,7 +97,7 @@ func (f *front) dispatch(fd int, src *net.TCPAddr) {
 	}
 	f.r.connWG.Add(1)
 	if rt.only != nil {
-		f.r.workers.run(func() { rt.only.admitRouted(conn, admission{}) })
+		f.r.workers.run(func() { rt.only.admitRouted(conn, admission{start: time.Now()}) })
 		return
 	}
 	f.r.workers.run(func() { f.route(conn, rt) })

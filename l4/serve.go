@@ -138,13 +138,6 @@ func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admissi
 		return
 	}
 	c.be, c.attempts = be, attempts
-	var header []byte
-	if v := cfg.ProxyProtocol; v == "v1" || v == "v2" {
-		if dst == nil {
-			dst = c.localAddr()
-		}
-		header = proxyHeader(cfg.ProxyProtocol, c.src, dst)
-	}
 	c.mu.Lock()
 	if c.closed { // aborted (shutdown) while connecting
 		c.mu.Unlock()
@@ -157,6 +150,13 @@ func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admissi
 		return
 	}
 	be.track(c)
+	var header []byte // under c.mu: an abort closes the client, and its descriptor's number may be reused
+	if v := cfg.ProxyProtocol; v == "v1" || v == "v2" {
+		if dst == nil {
+			dst = c.localAddr()
+		}
+		header = proxyHeader(cfg.ProxyProtocol, c.src, dst)
+	}
 	cfd := c.cfd
 	if c.client != nil {
 		if cfd, err = detach(c.client); err != nil {
