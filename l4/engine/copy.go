@@ -262,7 +262,6 @@ func (l *loop) eof(idx uint32, r *record, d int) bool {
 		l.fail(idx, r, 1-d, e)
 		return false
 	}
-	r.side[1-d] |= sShut
 	return true
 }
 

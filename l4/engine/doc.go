@@ -24,8 +24,9 @@
 // A flow (client to backend, backend to client) reads its source into the
 // loop's one shared buffer and writes that to its destination at once: two
 // system calls per message. A read shorter than the buffer says the socket
-// is empty, since new bytes make a new edge; only when epoll reported the
-// peer's FIN does the flow read on, to find it. When the destination takes
+// is empty, since new bytes make a new edge; when epoll reported the peer's
+// FIN with the bytes, that short read is the end, and no read follows to
+// find it. When the destination takes
 // less than was read, the shared buffer becomes the flow's, holding the
 // rest, and the loop takes another: a connection holds a buffer only while
 // a slow reader keeps bytes waiting. A read that fills the buffer says bulk

@@ -282,13 +282,7 @@ func (l *loop) runCommands() {
 			if r.word.Load()>>32 != uint64(c.gen) {
 				continue
 			}
-			if r.waiting {
-				r.waiting = false // dropped from l.waiting: its generation moves on
-			}
-			if !r.seen {
-				l.open(c.idx, r)
-			}
-			l.close(c.idx, r, c.why, c.reset)
+			l.close(c.idx, r, c.why, c.reset) // an unseen slot too: close undoes only what was done
 		case opStop:
 			l.stopping = true
 			l.abortAll()
@@ -528,10 +522,7 @@ func (l *loop) close(idx uint32, r *record, why Reason, reset bool) {
 		rawClose(fd)
 	}
 	l.wheel.remove(&l.slots, r)
-	if r.why == None {
-		r.why = why
-	}
-	res := Result{Reason: r.why, In: r.bytes[0], Out: r.bytes[1]}
+	res := Result{Reason: why, In: r.bytes[0], Out: r.bytes[1]}
 	if res.Reason == None {
 		res.Reason = r.fin
 	}

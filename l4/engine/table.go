@@ -31,7 +31,6 @@ const (
 	sRDHUP                // the peer sent FIN: after the bytes before it, EOF
 	sHUP                  // the socket hung up (both ways): read until read says so
 	sEOF                  // read returned 0
-	sShut                 // we sent FIN (shutdown(SHUT_WR))
 )
 
 // flow is one direction's bytes in flight: src = side d, dst = side 1-d.
@@ -67,9 +66,8 @@ type loopState struct {
 	early   [2]uint32 // events heard before the slot was published
 	waiting bool      // in the loop's waiting list
 	seen    bool      // the loop opened the slot (first event)
-	dead    bool      // ended, or an Abort's command is on its way
+	dead    bool      // an Abort's command is on its way
 	kseen   bool
-	why     Reason
 	fin     Reason // the first FIN
 
 	// Timer wheel links (slot+1; 0: none) and position.
