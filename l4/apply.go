@@ -382,9 +382,8 @@ func (r *Runtime) openListener(addr string) (*net.TCPListener, error) {
 // turned off: splice and the kernel counters the idle timeout reads need
 // plain TCP sockets. Accepted sockets get no TCP keep-alive (as HAProxy's
 // default): the idle timeout reaps dead clients, and it saves four system
-// calls per connection. (A listener inherited from another process, made with
-// net.FileListener, cannot carry that setting: its connections get Go's
-// default keep-alive.)
+// calls per connection. The engine's loops accept with accept4 and set no
+// keep-alive, so a listener inherited from another process accepts the same.
 func Listen(network, addr string) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAlive: -1}
 	lc.SetMultipathTCP(false)

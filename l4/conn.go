@@ -136,7 +136,7 @@ func (c *proxyConn) Connected(w engine.Connecting, err error) {
 	c.waiting = false
 	c.mu.Unlock()
 	hw := c.k.wait
-	hw.answered, hw.err = true, err
+	hw.err = err
 	if err != nil {
 		w = engine.Connecting{}
 	}

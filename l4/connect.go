@@ -24,9 +24,9 @@ import (
 // With inline set, connect runs on an engine loop and must not wait: it
 // returns errMustWait as soon as an attempt would (a connect that needs the
 // handshake, a backoff, a backend named by host name), with what it did in
-// k. For a handshake in flight (k.b set) the engine waits and connect runs
-// again on the loop once k.wait.answered; else connect again on a goroutine,
-// with the same k, carries on from there.
+// k. For a handshake in flight (k.b set) the engine waits, and connect runs
+// again on the loop when the wait ends (k.wait.err says how); else connect
+// again on a goroutine, with the same k, carries on from there.
 // The tries live in the proxyConn: passed to the pickers they escape, and one
 // allocation per connection is enough.
 func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k *connecting, inline bool) (*backend, int, int, error) {
@@ -37,7 +37,7 @@ func (s *service) connect(ctx context.Context, cfg *serviceConfig, key []byte, k
 	if k.b != nil { // an attempt left in flight by the inline start
 		b := k.b
 		k.b = nil
-		fd, err := k.finishDial(ctx, b, cfg)
+		fd, err := k.finishDial(b, cfg)
 		if done, be, err := s.afterDial(ctx, k, b, fd, err); done {
 			return be, fd, k.attempts, err
 		}
@@ -160,20 +160,16 @@ type heldPick struct {
 // (connectAndSplice). Apart from connecting, which every client has, as only
 // clients of a backend a round trip away need it.
 type handshakeWait struct {
-	cfg      *serviceConfig    // the configuration the client is served with
-	answered bool              // the wait ended: with err
-	err      error             // nil: connected
-	via      engine.Connecting // the wait, then the one that connected fd, for Start
+	cfg *serviceConfig    // the configuration the client is served with
+	err error             // nil: connected
+	via engine.Connecting // the wait, then the one that connected fd, for Start
 }
 
 // finishDial returns how the handshake an inline start left in flight
-// ended: as the engine's wait heard it, or (on a goroutine) after waiting.
-func (k *connecting) finishDial(ctx context.Context, b *backend, cfg *serviceConfig) (int, error) {
+// ended, as the engine's wait heard it (connectAndSplice hands every such
+// handshake to the engine).
+func (k *connecting) finishDial(b *backend, cfg *serviceConfig) (int, error) {
 	w := k.wait
-	if w == nil || !w.answered {
-		return dialIPWait(ctx, k.fd, cfg.dialer.Timeout, b.address)
-	}
-	w.answered = false
 	if err := w.err; err != nil {
 		w.err = nil
 		return -1, waitError(err, cfg.dialer.Timeout, b.address)

@@ -21,8 +21,10 @@ import (
 // (TCP_NODELAY), connect and one getsockopt, which on loopback, where the
 // handshake completes inside connect, says so without a wait: that socket
 // goes to the copy engine as it is, never in Go's netpoller. A connect that
-// must wait for the handshake waits in the netpoller through an *os.File,
-// and the socket is then detached from it (a dup, and the original closed).
+// must wait for the handshake started on a loop is waited for by the engine
+// (engine.Connect); one started on a goroutine (after a backoff) waits in
+// the netpoller through an *os.File, and the socket is then detached from it
+// (a dup, and the original closed).
 // The mechanics, and the judgement of a connect from the socket's TCP state,
 // are internal/rawconnect's, which the plain tcp health check shares. A
 // backend named by host name keeps Go's dialer, which resolves it on every

@@ -10,10 +10,11 @@
 // (balance picks, health and resilience decide who is eligible) and connected
 // with failover (connect.go, dial.go, through internal/rawconnect, which
 // health's plain tcp checks share), all on the loop that accepted it, as
-// long as nothing must wait: a connect still in flight, a retry's backoff or
-// a backend named by host name hands the rest to a kept goroutine
-// (workers.go), and so does a client that must be read first (a PROXY
-// header, a ClientHello).
+// long as nothing must wait. A handshake still in flight is waited for by
+// an engine loop too (engine.Connect), which carries on there; a retry's
+// backoff or a backend named by host name hands the rest to a kept
+// goroutine (workers.go), and so does a client that must be read first (a
+// PROXY header, a ClientHello).
 //
 // Then the pair goes to the copy engine (package engine), which moves the
 // bytes with half-close, reset propagation and the idle timeout, and tells

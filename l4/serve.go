@@ -80,8 +80,9 @@ func (s *service) serve(cfd int, client *net.TCPConn, src *net.TCPAddr, cfg *ser
 }
 
 // serveInline is serve on an engine loop, for a client of a plain address
-// that admit screened already: everything up to the splice runs there
-// unless a connect must wait, which a kept goroutine then takes over.
+// that admit screened already: everything up to the splice runs there, a
+// handshake in flight included (the engine waits for it); a backoff or a
+// host name hands the rest to a kept goroutine.
 func (s *service) serveInline(cfd int, src *net.TCPAddr, cfg *serviceConfig, adm admission) {
 	c := &proxyConn{
 		cfd: cfd, src: src,
@@ -98,9 +99,10 @@ func (s *service) serveInline(cfd int, src *net.TCPAddr, cfg *serviceConfig, adm
 func (s *service) connectAndSplice(c *proxyConn, cfg *serviceConfig, adm admission, dst *net.TCPAddr, inline bool) {
 	be, bfd, attempts, err := s.connect(s.r.ctx, cfg, clientKey(c.src), &c.k, inline)
 	if inline && err == errMustWait {
-		if c.k.b != nil && adm.first == nil && dst == nil {
+		if c.k.b != nil {
 			// A handshake in flight: a loop waits for it and Connected
-			// carries on there. (Inline, adm and dst are always empty.)
+			// carries on there, with an empty admission and no dst, as
+			// inline (serveInline) always has.
 			if c.k.wait == nil {
 				c.k.wait = &handshakeWait{}
 			}
