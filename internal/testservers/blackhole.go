@@ -15,7 +15,7 @@ import (
 // the kernel drops further SYNs. Everything is closed when t ends.
 func BlackHole(t testing.TB) string {
 	t.Helper()
-	addr, _, _ := fullListener(t)
+	addr, _ := fullListener(t)
 	return addr
 }
 
@@ -26,15 +26,28 @@ func BlackHole(t testing.TB) string {
 // round trip and more, as with a backend on another host.
 func AnswersLate(t testing.TB) (addr string, answer func() net.Listener) {
 	t.Helper()
-	addr, fd, fillers := fullListener(t)
+	addr, fd := fullListener(t)
 	return addr, func() net.Listener {
 		t.Helper()
-		for range fillers {
-			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC) // queued: no wait
-			if err != nil {
+		// Empty the queue: the fillers, and a filler's connect taken for
+		// hung that was only slow. A connect under test is not there: its
+		// SYN found the queue full, and comes again a second later.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+			switch err {
+			case nil:
+				_ = unix.Close(nfd)
+				continue
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			case unix.EAGAIN:
+			default:
 				t.Fatalf("emptying the accept queue: %v", err)
 			}
-			_ = unix.Close(nfd)
+			break
 		}
 		// The listener gets a duplicate; fd stays t's to close.
 		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
@@ -53,8 +66,8 @@ func AnswersLate(t testing.TB) (addr string, answer func() net.Listener) {
 }
 
 // fullListener is a listening socket with a backlog of 0 whose accept queue
-// holds fillers connections of its own, which close when t ends.
-func fullListener(t testing.TB) (addr string, fd, fillers int) {
+// is full of connections of its own, which close when t ends.
+func fullListener(t testing.TB) (addr string, fd int) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -78,7 +91,7 @@ func fullListener(t testing.TB) (addr string, fd, fillers int) {
 		}
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err != nil {
-			return addr, fd, i // the queue is full: this connect hung
+			return addr, fd // the queue is full: this connect hung
 		}
 		t.Cleanup(func() { _ = c.Close() })
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -68,6 +69,7 @@ func TestConnectWaitsForTheHandshake(t *testing.T) {
 	if got := e.Stats().Connecting; got != 0 {
 		t.Fatalf("%d waits left after the connect", got)
 	}
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,10 @@ func TestConnectWaitsForTheHandshake(t *testing.T) {
 	if _, err := backend.Write([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond) // let the bytes arrive before Start; Start must not need a new edge
+	waitFor(t, "the backend's bytes to wait on the socket before Start", func() bool {
+		n, err := unix.IoctlGetInt(bfd, unix.SIOCINQ)
+		return err == nil && n == 2
+	}) // Start must then report them without a new edge
 	cfd, client := socketPair(t)
 	done := make(ended, 1)
 	if _, err := e.Start(Pair{Client: cfd, Backend: bfd, Owner: done, Via: r.c}); err != nil {
@@ -87,7 +92,7 @@ func TestConnectWaitsForTheHandshake(t *testing.T) {
 	}
 	buf := make([]byte, 2)
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := client.Read(buf); err != nil || string(buf) != "hi" {
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "hi" {
 		t.Fatalf("the client read %q, %v; want the backend's hi", buf, err)
 	}
 	pass(t, client, backend, "hello")
@@ -99,12 +104,13 @@ func TestConnectWaitsForTheHandshake(t *testing.T) {
 func TestConnectTimesOut(t *testing.T) {
 	e := newEngine(t)
 	bfd := startConnect(t, testservers.BlackHole(t))
+	id := identity(t, bfd)
 	w := make(waiter, 1)
 	e.Connect(bfd, 50*time.Millisecond, w)
 	if r := heard(t, w, 5*time.Second); !errors.Is(r.err, os.ErrDeadlineExceeded) {
 		t.Fatalf("waiting for a black hole: %v, want os.ErrDeadlineExceeded", r.err)
 	}
-	if !closed(bfd) {
+	if !closed(bfd, id) {
 		t.Fatal("the socket of a connect that timed out is still open")
 	}
 }
@@ -131,22 +137,37 @@ func TestCloseCancelsConnectWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	bfd := startConnect(t, testservers.BlackHole(t))
+	id := identity(t, bfd)
 	w := make(waiter, 1)
 	e.Connect(bfd, time.Minute, w)
 	e.Close()
 	if r := heard(t, w, time.Second); !errors.Is(r.err, ErrCanceled) {
 		t.Fatalf("a wait at Close: %v, want ErrCanceled", r.err)
 	}
-	if !closed(bfd) {
+	if !closed(bfd, id) {
 		t.Fatal("the socket of a wait ended by Close is still open")
 	}
 }
 
-// closed says whether fd is no longer an open descriptor (the test opened
-// nothing since that could take its number).
-func closed(fd int) bool {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == unix.EBADF
+// identity is what names an open descriptor's file, to tell it from
+// another that takes its number later.
+func identity(t *testing.T, fd int) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// closed says whether fd, which was the file id, is closed: no descriptor
+// by that number, or another file's.
+func closed(fd int, id unix.Stat_t) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err == unix.EBADF
+	}
+	return st.Dev != id.Dev || st.Ino != id.Ino
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

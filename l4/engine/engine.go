@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,7 @@ type Options struct {
 type Engine struct {
 	loops []*loop
 	next  atomic.Uint32
+	stop  sync.Once
 }
 
 // New starts the loops.
@@ -113,11 +115,14 @@ func (e *Engine) Start(p Pair) (Conn, error) {
 
 // Close stops the loops. Connections still live are reset, and their owners
 // hear of it with ShutdownReason. It waits for the loops to return. Every
-// Listener must be closed before, and nothing may Start after.
+// Listener must be closed before, and nothing may Start after. A second Close
+// waits as the first does.
 func (e *Engine) Close() {
-	for _, l := range e.loops {
-		l.post(command{op: opStop})
-	}
+	e.stop.Do(func() {
+		for _, l := range e.loops {
+			l.post(command{op: opStop})
+		}
+	})
 	for _, l := range e.loops {
 		<-l.done
 	}

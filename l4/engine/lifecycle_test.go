@@ -58,10 +58,11 @@ func TestAbortResetsBothSidesOnce(t *testing.T) {
 	if c.Abort(FirstAbortReason, true) {
 		t.Fatal("an Abort of an ended connection reported true")
 	}
+	e.Close() // the loops have stopped: any second end was heard by now
 	select {
 	case r := <-done:
 		t.Fatalf("the owner heard of a second end: %+v", r)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 }
 
@@ -93,16 +94,18 @@ func TestStaleConnDoesNotTouchTheSlotsNextTenant(t *testing.T) {
 // timeout is closed without a reset; one that keeps talking stays.
 func TestIdleTimeoutCloses(t *testing.T) {
 	e := newEngine(t)
-	const idle = 60 * time.Millisecond
+	const idle = 300 * time.Millisecond // the busy one talks every 50 ms: a slow machine's pauses fit
 	start := time.Now()
 	quiet, busy := startPair(t, e, Pair{Idle: idle}), startPair(t, e, Pair{Idle: idle})
 	quietPeer, quietDone := quiet.client, quiet.done
 	busyPeer, busyBackend, busyDone := busy.client, busy.backend, busy.done
+	_ = busyPeer.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = busyBackend.SetDeadline(time.Now().Add(10 * time.Second))
 	// The busy one talks every idle/3, for three timeouts.
 	talked := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 1)
-		for range 9 {
+		for range 18 { // three timeouts
 			if _, err := busyPeer.Write([]byte("x")); err != nil {
 				talked <- err
 				return
@@ -111,7 +114,7 @@ func TestIdleTimeoutCloses(t *testing.T) {
 				talked <- err
 				return
 			}
-			time.Sleep(idle / 3)
+			time.Sleep(idle / 6)
 		}
 		talked <- nil
 	}()
@@ -152,6 +155,7 @@ func TestFirstBytesGoFirst(t *testing.T) {
 		t.Fatalf("the backend got %q, %v", got, err)
 	}
 	_ = backend.CloseWrite()
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _ = io.ReadAll(client)
 	if r := waitResult(t, done); r.In != int64(len("hello world")) || in.Load() != r.In {
 		t.Fatalf("counted %d (live %d), want %d", r.In, in.Load(), len("hello world"))
@@ -202,9 +206,10 @@ func TestStartRefusesABadDescriptor(t *testing.T) {
 	if st := e.Stats(); st.Conns != 0 {
 		t.Fatalf("%d connections after a failed Start", st.Conns)
 	}
+	e.Close() // the loops have stopped: whatever they would say was said
 	select {
 	case r := <-done:
 		t.Fatalf("the owner heard %+v", r)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 }
