@@ -106,7 +106,9 @@ func (a *acceptor) close() {
 
 // Accepted takes a client, on an engine loop.
 func (a *acceptor) Accepted(fd int, peer *unix.RawSockaddrAny) {
-	a.delay.Store(0)
+	if a.delay.Load() != 0 { // a store on every accept would bounce the line between loops
+		a.delay.Store(0)
+	}
 	a.f.dispatch(fd, tcpAddrRaw(peer))
 }
 
@@ -164,8 +166,7 @@ func tcpAddr(sa unix.Sockaddr) *net.TCPAddr {
 // header to read): its allow/deny lists, then the service's connection
 // limit, then the per-client limits (a client the service refuses takes no
 // token), all before the client gets a goroutine; then serve takes it.
-func (s *service) admit(fd int, src *net.TCPAddr) {
-	cfg := s.cfg.Load()
+func (s *service) admit(fd int, src *net.TCPAddr, cfg *serviceConfig) {
 	s.total.Add(1)
 	n := s.active.Add(1)
 	screen := cfg.screens()

@@ -81,9 +81,14 @@ func newRouteTable(group []*service) *routeTable {
 // address, else after reading what routes it, in a goroutine of its own.
 func (f *front) dispatch(fd int, src *net.TCPAddr) {
 	rt := f.routes.Load()
-	if rt.only != nil && !rt.acceptProxy {
-		rt.only.admit(fd, src)
-		return
+	if s := rt.only; s != nil && !rt.acceptProxy {
+		// The service's own configuration decides, the one admit serves
+		// with: a reload stores it before the routes, and a client must
+		// not go inline with a PROXY header it then forwards as data.
+		if cfg := s.cfg.Load(); !cfg.AcceptProxy {
+			s.admit(fd, src, cfg)
+			return
+		}
 	}
 	// A client read before it is served waits in Go's netpoller meanwhile.
 	conn, err := fdConn(fd)

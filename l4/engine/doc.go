@@ -63,8 +63,9 @@
 //     sockets are closed and the slot is free.
 //   - Only the loop touches a slot's loop state, its buffers, pipes and
 //     timers. Other goroutines touch a loop only through Start (a free slot,
-//     taken under the loop's mutex), Abort, Connect and Cancel (commands)
-//     and Stats (atomics).
+//     taken under the loop's mutex), Abort, Connect, Cancel, Listen and
+//     Listener.Close (commands, and the listener table under the mutex) and
+//     Stats (atomics).
 //   - Bytes are counted when the destination took them, into the slot and
 //     into the owner's live totals; a PROXY header sent first is not
 //     counted.
@@ -72,9 +73,10 @@
 //     timer wheel's next deadline, the one call that goes through the
 //     scheduler; a command posted while it sleeps wakes it through an
 //     eventfd. Every call on a connection's sockets and pipes is raw (none
-//     can block); the rare others (TCP_INFO when an idle entry expires,
-//     opening a pipe) go through x/sys as usual.
-//   - Callbacks (Owner.Ended, ConnectWaiter, Acceptor) run on a loop and must not block or
-//     wait for a loop; Listener.Close waits for every loop and must not be
-//     called from one.
+//     can block); the rare others (TCP_INFO when an idle entry expires or a
+//     connect wait hears of its socket, opening and sizing a pipe) go
+//     through x/sys as usual.
+//   - Callbacks (Owner.Ended, ConnectWaiter, Acceptor) run on a loop and
+//     must not block or wait for a loop; Listener.Close waits for every loop
+//     and must not be called from one.
 package engine
